@@ -1,0 +1,7 @@
+"""`python -m engine` runs the `tracehound` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
