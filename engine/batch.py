@@ -99,6 +99,6 @@ def concat(batches: Iterable[Batch]) -> Batch:
     return Batch(
         first.stream,
         np.concatenate([b.ts for b in bs]),
-        None if first.end is None else np.concatenate([b.end for b in bs]),  # type: ignore[misc]
+        None if first.end is None else np.concatenate([b.end for b in bs]),
         {k: np.concatenate([b.columns[k] for b in bs]) for k in first.columns},
     )
