@@ -92,31 +92,127 @@ def _not_yet(what: str) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    return _not_yet("watch")
+    from .config import load_config
+    from .live import parse_duration_arg, watch
+
+    duration = parse_duration_arg(args.duration)
+    config = load_config(args.config)
+    return watch(
+        args.rules, config, json=args.json, duration=duration, fail_on=args.fail_on
+    )
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    return _not_yet("replay")
+    from .replay import replay_command
+
+    return replay_command(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    return _not_yet("check")
+    import os
+
+    from .dsl import compile_paths
+    from .errors import RuleErrors
+
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    for p in missing:
+        print(f"tracehound check: {p}: no such file or directory", file=sys.stderr)
+    if missing:
+        return EXIT_BAD_INPUT
+    try:
+        plan = compile_paths(args.paths)
+    except RuleErrors as e:
+        for err in e.errors:
+            print(err.render(), file=sys.stderr)
+        n = len(e.errors)
+        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    n = len(plan.rules)
+    print(f"{n} rule{'s' if n != 1 else ''} OK", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    return _not_yet("record")
+    from .config import load_config
+    from .live import parse_duration_arg, record
+
+    duration = parse_duration_arg(args.duration)
+    load_config(args.config)  # a bad file is still an error, even though record reads no key
+    return record(args.output, args.streams, duration=duration)
 
 
 def _cmd_probes(args: argparse.Namespace) -> int:
-    return _not_yet("probes")
+    import json
+
+    from probes import PROBES, available
+
+    from .model import CATALOG
+
+    rows: list[dict[str, str | bool]] = []
+    for stream in CATALOG:
+        if stream == "lost":
+            ok, why, kind, module = True, "produced by the perf-buffer drain", "drain", ""
+        elif stream in PROBES:
+            info = PROBES[stream]
+            ok, why = available(stream)
+            kind, module = info.kind, f"probes/{info.module}.py"
+        else:
+            ok, why, kind, module = False, "no probe provides this stream", "", ""
+        rows.append({"stream": stream, "available": ok, "reason": why,
+                     "kind": kind, "probe": module})
+    if args.json:
+        for r in rows:
+            print(json.dumps(r))
+        return EXIT_OK
+    width = max(len(str(r["stream"])) for r in rows)
+    for r in rows:
+        mark = "yes" if r["available"] else "no "
+        print(f"{r['stream']:<{width}}  {mark}  {r['kind']:<10}  {r['reason']}")
+    return EXIT_OK
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    return _not_yet("test")
+    from .ruletest import test_command
+
+    return test_command(args)
 
 
 def _cmd_findings(args: argparse.Namespace) -> int:
-    return _not_yet("findings")
+    import time
+    from datetime import datetime
+    from pathlib import Path
+
+    from .config import load_config
+    from .errors import UsageError
+    from .render import key_text
+    from .sinks.store import DB_NAME, Store
+    from .units import parse_duration
+
+    since = None
+    if args.since is not None:
+        try:
+            since = time.time_ns() - parse_duration(args.since)
+        except ValueError as e:
+            raise UsageError(f"tracehound findings: error: --since: {e}") from None
+    config = load_config(args.config)
+    db = Path(config.engine.state_dir) / DB_NAME
+    if not db.is_file():
+        print(f"tracehound: no findings stored yet (no {db})", file=sys.stderr)
+        return EXIT_OK
+    store = Store(db, readonly=True)
+    try:
+        rows = store.findings(since_ns=since, rule=args.rule)
+    finally:
+        store.close()
+    for r in rows:
+        if args.json:
+            sys.stdout.write(r.json.decode() + "\n")
+            continue
+        f = r.finding
+        when = datetime.fromtimestamp(r.time / 1e9).astimezone().isoformat(timespec="seconds")
+        key = key_text(f.key)
+        print(f"{when}  {f.severity:<8} {f.rule}{' ' + key if key else ''}: {f.summary}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,463 @@
+"""The runtime: runs a compiled plan over batches and turns matches into findings.
+
+Pure: batches in, findings out, time from the events and the watermark only (no
+awaits, no wall clock), so live, replay and tests share it. Each stream's history
+is kept columnar for as long as any window, late trigger or baseline can reach it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..batch import Batch
+from ..dsl.plan import CompiledRule, Plan
+from ..findings import Evidence, ExplainEntry, Finding, Histogram
+from ..model import CATALOG
+from .explain import merge_intervals, rank
+from .histogram import histogram
+from .occurrences import OccurrenceLog
+from .periodic import PeriodicDetector
+from .predicates import pred_mask
+from .scope import Reader, RuleScope, eval_cond
+from .streams import KeyRegistry, StreamStore
+from .summary import render_summary
+from .triggers import Occurrence, PendingTriggers, trigger_windows
+from .windows import Sliding, ceil_tick
+
+__all__ = ["Evaluator"]
+
+_MAX_EPISODES = 4096
+_INF = math.inf
+_END_OF_INPUT = 2**63 - 1
+
+
+@dataclass(slots=True)
+class _Rule:
+    rule: CompiledRule
+    scope: RuleScope
+    reads: frozenset[str]  # streams of the condition's aggregates
+    reach: int  # how far before a window end its rows may be needed (incl. baseline)
+    sliding: Sliding | None = None
+    pending: PendingTriggers | None = None
+    horizon: int = 0  # sliding: how long a key stays alive after its last row
+    cooldown: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    periodic: dict[tuple[Any, ...], PeriodicDetector] = field(default_factory=dict)
+    last_episode: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    episodes: dict[tuple[Any, ...], deque[int]] = field(default_factory=dict)
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)
+
+
+class Evaluator:
+    """Evaluates every rule of a plan over pushed batches as the watermark advances."""
+
+    def __init__(
+        self, plan: Plan, *, tick: int = 100_000_000, margin: int = 30_000_000_000
+    ) -> None:
+        if tick <= 0:
+            raise ValueError("tick must be positive")
+        self.plan = plan
+        self.tick = tick
+        self._keys = KeyRegistry()
+        self._stores: dict[str, StreamStore] = {}
+        for s in sorted(plan.streams | {"lost"}):
+            self._stores[s] = StreamStore(s, CATALOG[s].interval, self._keys)
+        self._lost_col = self._stores["lost"].need_value("count")
+        self._rules: list[_Rule] = []
+        self._readers_of: dict[str, list[_Rule]] = {}
+        self._triggers_of: dict[str, list[_Rule]] = {}
+        for rule in plan.rules:
+            self._rules.append(self._setup_rule(rule))
+        for st in self._stores.values():
+            st.freeze()
+        self.retention = max((r.reach for r in self._rules), default=0) + margin
+        # Explain: occurrence logs of candidate streams (None: every stream seen).
+        self._explain_all = any(r.explain is not None and not r.explain.streams for r in plan.rules)
+        self._explain_streams = {s for r in plan.rules if r.explain for s in r.explain.streams}
+        gaps = [2 * r.explain.within for r in plan.rules if r.explain is not None]
+        self._occ_gap = min(gaps, default=0)
+        self._occurrences: dict[str, OccurrenceLog] = {}
+        self._wm: int | float = -_INF
+        self._first_ts: int | None = None
+        self._last_emit: int | None = None
+        self._last_expiry: int | float = -_INF
+        self._stats = {
+            "events": 0,
+            "ignored_events": 0,
+            "late_events": 0,
+            "evaluations": 0,
+            "findings": 0,
+            "suppressed": 0,
+            "late_triggers": 0,
+        }
+
+    # ---- set-up ----
+    def _setup_rule(self, rule: CompiledRule) -> _Rule:
+        scope = RuleScope(rule, self._stores, self._keys)
+        reads = frozenset(a.stream for a in rule.aggregates)
+        over_reach = scope.reach
+        if rule.correlation is None:
+            window = rule.over or 0
+            span = max(window, over_reach) + (rule.for_ or 0) + self.tick
+            rs = _Rule(
+                rule, scope, reads, span + rule.baseline, sliding=Sliding(self.tick, rule.for_)
+            )
+            rs.horizon = span
+            for s in reads:
+                self._readers_of.setdefault(s, []).append(rs)
+        else:
+            d = rule.correlation.d
+            span = 2 * d + over_reach
+            rs = _Rule(rule, scope, reads, span + rule.baseline, pending=PendingTriggers())
+            self._triggers_of.setdefault(rule.correlation.trigger.stream, []).append(rs)
+        return rs
+
+    # ---- input ----
+    def push(self, batch: Batch) -> None:
+        """Add a batch (one stream, emission order). Streams no rule reads are dropped."""
+        n = len(batch)
+        if n == 0:
+            return
+        store = self._stores.get(batch.stream)
+        explained = self._explain_all or batch.stream in self._explain_streams
+        if store is None and not explained:
+            self._stats["ignored_events"] += n
+            return
+        self._stats["events"] += n
+        emit = batch.emit
+        first = int(batch.ts.min())
+        last = int(emit.max())
+        if self._first_ts is None or first < self._first_ts:
+            self._first_ts = first
+        if self._last_emit is None or last > self._last_emit:
+            self._last_emit = last
+        if int(emit.min()) < self._wm:
+            self._stats["late_events"] += int(np.count_nonzero(emit < self._wm))
+        if explained and batch.stream != "lost":
+            log = self._occurrences.get(batch.stream)
+            if log is None:
+                log = self._occurrences[batch.stream] = OccurrenceLog(self._occ_gap)
+            log.add(batch.ts, batch.end)
+        if store is None:
+            return
+        store.ingest(batch)
+        for rs in self._readers_of.get(batch.stream, ()):
+            assert rs.sliding is not None
+            rs.sliding.start(first)
+        for rs in self._triggers_of.get(batch.stream, ()):
+            self._add_triggers(rs, batch)
+
+    def _add_triggers(self, rs: _Rule, batch: Batch) -> None:
+        corr = rs.rule.correlation
+        assert corr is not None and rs.pending is not None
+        b = batch
+        if corr.trigger.where is not None:
+            b = batch.take(pred_mask(corr.trigger.where, batch.columns, len(batch)))
+            if len(b) == 0:
+                return
+        starts, ends = trigger_windows(corr, b.ts, b.end)
+        tf = rs.scope.tfields
+        tvals: list[dict[str, Any]] = []
+        cols = [(f, b.columns[f].tolist()) for f in tf if f in b.columns]
+        for i in range(len(b)):
+            d: dict[str, Any] = {}
+            for f, c in cols:
+                v = c[i]
+                if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                    d[f] = v
+            tvals.append(d)
+        late = int(np.count_nonzero(ends <= self._wm))
+        self._stats["late_triggers"] += late
+        rs.pending.add(starts, ends, b, tvals)
+
+    # ---- evaluation ----
+    def advance(self, watermark: int) -> list[Finding]:
+        """Evaluate every step and trigger window whose end <= watermark.
+
+        The largest int64 means end of input (the clock's INFINITY): same as finish().
+        """
+        if watermark >= _END_OF_INPUT:
+            return self.finish()
+        if watermark > self._wm:
+            self._wm = watermark
+        out = self._evaluate(self._wm, self._wm)
+        self._maybe_expire()
+        return out
+
+    def finish(self) -> list[Finding]:
+        """End of input: every pending trigger window, and steps up to the last event."""
+        step_limit: int | float = -_INF
+        if self._last_emit is not None:
+            step_limit = ceil_tick(self._last_emit, self.tick)
+        out = self._evaluate(step_limit, _INF)
+        self._wm = _INF
+        return out
+
+    def _evaluate(self, step_limit: int | float, trigger_limit: int | float) -> list[Finding]:
+        out: list[Finding] = []
+        for rs in self._rules:
+            if rs.sliding is not None:
+                self._run_steps(rs, step_limit, out)
+            else:
+                assert rs.pending is not None
+                for occ in rs.pending.pop_due(trigger_limit):
+                    self._eval_trigger(rs, occ, out)
+        out.sort(key=lambda f: f.ts)
+        self._stats["findings"] += len(out)
+        return out
+
+    def _run_steps(self, rs: _Rule, limit: int | float, out: list[Finding]) -> None:
+        sl = rs.sliding
+        assert sl is not None
+        scope = rs.scope
+        over = rs.rule.over or 0
+        while sl.due(limit):
+            t = sl.next_step
+            assert t is not None
+            self._stats["evaluations"] += 1
+            groups = scope.groups(t - rs.horizon, t, None)
+            if groups.shape[0] == 0:
+                sl.update(t, groups, np.zeros(0, dtype=bool))
+                sl.next_step = self._next_busy_step(rs, t, limit)
+                continue
+            vals = scope.agg_values(t - over, t, None, groups, sliding=True)
+            held = eval_cond(rs.rule.cond, vals, groups.shape[0])
+            outcome = sl.update(t, groups, held)
+            codes = groups.tolist()
+            pos = {c: i for i, c in enumerate(codes)} if (outcome.started or outcome.ready) else {}
+            for c in outcome.started:
+                self._episode(rs, t, pos[c], c, vals, out)
+            if rs.rule.periodic is None:
+                for c in outcome.ready:
+                    self._fire(rs, t - over, t, pos[c], c, vals, None, out)
+            if self._settled(rs, groups, held) and self._idle(rs, t):
+                sl.next_step = self._next_busy_step(rs, t, limit)
+            else:
+                sl.next_step = t + self.tick
+
+    def _settled(self, rs: _Rule, groups: np.ndarray, held: np.ndarray) -> bool:
+        """Would repeating this step's outcome change nothing (every held run has fired)?"""
+        if not held.any():
+            return True
+        sl = rs.sliding
+        assert sl is not None
+        periodic = rs.rule.periodic is not None
+        return all(periodic or sl.runs[c][1] for c in groups[held].tolist())
+
+    def _idle(self, rs: _Rule, t: int) -> bool:
+        """No row of the rule's streams can be in any window of the step at t."""
+        for s in rs.reads:
+            h = self._stores[s].history
+            assert h is not None
+            i, j = h.span(t - rs.horizon, t)
+            if j > i:
+                return False
+        return True
+
+    def _next_busy_step(self, rs: _Rule, t: int, limit: int | float) -> int:
+        """Skip steps whose windows are all empty: they would decide exactly as step t."""
+        nxt: int | None = None
+        for s in rs.reads:
+            h = self._stores[s].history
+            assert h is not None
+            f = h.first_after(t)
+            if f is not None and (nxt is None or f < nxt):
+                nxt = f
+        if nxt is None:
+            if limit == _INF:
+                return t + self.tick
+            return max(t + self.tick, ceil_tick(int(limit) + 1, self.tick))
+        return max(t + self.tick, ceil_tick(nxt, self.tick))
+
+    def _episode(
+        self, rs: _Rule, t: int, i: int, code: int, vals: list[np.ndarray], out: list[Finding]
+    ) -> None:
+        """A run of held steps began at t for this key (periodic and explain episodes)."""
+        key = rs.scope.key_of(code, None)
+        kt = tuple(key.values())
+        if rs.rule.explain is not None:
+            rs.episodes.setdefault(kt, deque(maxlen=_MAX_EPISODES)).append(t)
+        spec = rs.rule.periodic
+        if spec is None:
+            return
+        rs.last_episode[kt] = t
+        det = rs.periodic.get(kt)
+        if det is None:
+            det = rs.periodic[kt] = PeriodicDetector(spec)
+        hit = det.episode(t)
+        if hit is not None:
+            over = rs.rule.over or 0
+            self._fire(rs, t - over, t, i, code, vals, None, out, periodic=hit)
+
+    def _eval_trigger(self, rs: _Rule, occ: Occurrence, out: list[Finding]) -> None:
+        scope = rs.scope
+        self._stats["evaluations"] += 1
+        ws, we = occ.start, occ.end
+        groups = scope.groups(min(ws, we - scope.reach), we, occ.tvals)
+        if groups.shape[0] == 0:
+            return
+        vals = scope.agg_values(ws, we, occ.tvals, groups)
+        held = eval_cond(rs.rule.cond, vals, groups.shape[0])
+        codes = groups.tolist()
+        for i in np.flatnonzero(held).tolist():
+            self._fire(rs, ws, we, i, codes[i], vals, occ, out)
+
+    # ---- findings ----
+    def _fire(
+        self,
+        rs: _Rule,
+        ws: int,
+        we: int,
+        i: int,
+        code: int,
+        vals: list[np.ndarray],
+        occ: Occurrence | None,
+        out: list[Finding],
+        periodic: tuple[int, list[int]] | None = None,
+    ) -> None:
+        rule = rs.rule
+        tvals = occ.tvals if occ is not None else None
+        key = rs.scope.key_of(code, tvals)
+        kt = tuple(key.values())
+        if rule.cooldown > 0:
+            prev = rs.cooldown.get(kt)
+            if prev is not None and we - prev < rule.cooldown:
+                self._stats["suppressed"] += 1
+                return
+            rs.cooldown[kt] = we
+        agg = [_none_if_nan(float(v[i])) for v in vals]
+        trigger = occ.event() if occ is not None else None
+        if occ is not None and rule.explain is not None:
+            rs.episodes.setdefault(kt, deque(maxlen=_MAX_EPISODES)).append(ws)
+        f = Finding(
+            rule=rule.name,
+            severity=rule.severity,
+            ts=we,
+            window=(ws, we),
+            key=key,
+            values={a.text: agg[j] for j, a in enumerate(rule.aggregates) if a.in_cond},
+            trigger=trigger,
+            evidence=self._evidence(rs, ws, we, code, occ),
+            summary=render_summary(rule, agg, key, trigger),
+            lost=self._lost(ws, we),
+            labels=dict(rule.labels) if rule.labels else None,
+            description=rule.description or None,
+        )
+        if periodic is not None:
+            f.period, f.episodes = periodic[0], list(periodic[1])
+        if rule.explain is not None:
+            f.explain = self._explain(rs, kt, we)
+        out.append(f)
+
+    def _lost(self, ws: int, we: int) -> int:
+        h = self._stores["lost"].history
+        assert h is not None
+        i, j = h.span(ws, we)
+        c = h.col(self._lost_col)[i:j]
+        return int(np.nansum(c)) if j > i else 0
+
+    def _group_rows(
+        self, r: Reader, code: int, vals: np.ndarray, codes: np.ndarray | None, scope: RuleScope
+    ) -> np.ndarray:
+        """Rows of one key: the finding's group, projected on the fields r carries."""
+        if codes is None or r.gcol is None:
+            return vals
+        want = code
+        if not r.full:
+            want = int(scope._partial_codes(r, np.array([code]))[0])
+        return vals[codes == want]
+
+    def _evidence(
+        self, rs: _Rule, ws: int, we: int, code: int, occ: Occurrence | None
+    ) -> dict[str, Evidence]:
+        scope = rs.scope
+        tvals = occ.tvals if occ is not None else None
+        out: dict[str, Evidence] = {}
+        b0 = ws - rs.rule.baseline
+        for stream, fld, r in scope.evidence:
+            _, v, c = r.rows(ws, we, tvals)
+            assert v is not None
+            window = histogram(self._group_rows(r, code, v, c, scope))
+            bts, bv, bc = r.rows(b0, ws, tvals, open_hi=True)
+            assert bv is not None
+            if occ is not None and rs.pending is not None and bts.shape[0]:
+                s, e = rs.pending.others(occ.seq, b0, ws)
+                if s.shape[0]:
+                    ms, me = merge_intervals(s, e)
+                    k = np.searchsorted(ms, bts, "right") - 1
+                    inside = (k >= 0) & (bts <= me[np.maximum(k, 0)])
+                    bv = bv[~inside]
+                    bc = None if bc is None else bc[~inside]
+            base: Histogram = histogram(self._group_rows(r, code, bv, bc, scope))
+            out[f"{stream}.{fld}"] = Evidence(window=window, baseline=base)
+        return out
+
+    def _explain(self, rs: _Rule, kt: tuple[Any, ...], ts: int) -> list[ExplainEntry]:
+        spec = rs.rule.explain
+        assert spec is not None
+        if spec.streams:
+            names: Iterable[str] = spec.streams
+        else:
+            names = [s for s in self._occurrences if s not in rs.reads and s != "lost"]
+        occ: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for s in names:
+            log = self._occurrences.get(s)
+            if log is not None and len(log):
+                occ[s] = log.arrays()
+        eps = list(rs.episodes.get(kt, ()))
+        first = self._first_ts if self._first_ts is not None else ts
+        return rank(eps, occ, spec.within, (first, ts))
+
+    # ---- memory ----
+    def _maybe_expire(self) -> None:
+        wm = self._wm
+        if (
+            wm == _INF
+            or wm == -_INF
+            or wm - self._last_expiry < max(self.retention // 4, self.tick)
+        ):
+            return
+        self._last_expiry = wm
+        cutoff = int(wm) - self.retention
+        for rs in self._rules:
+            if rs.pending is not None:
+                early = rs.pending.earliest_start()
+                if early is not None:
+                    cutoff = min(cutoff, early - rs.reach)
+        for st in self._stores.values():
+            if st.history is not None:
+                st.history.expire(cutoff)
+        for ki in self._keys.values():
+            ki.release_before(cutoff)
+        for rs in self._rules:
+            if rs.pending is not None:
+                rs.pending.forget_before(cutoff)
+            if rs.cooldown:
+                cd = rs.rule.cooldown
+                rs.cooldown = {k: v for k, v in rs.cooldown.items() if wm - v < cd}
+            if rs.periodic and rs.rule.periodic is not None:
+                # A detector idle this long can no longer see steady spacing continue.
+                horizon = 4 * max(self.retention, rs.rule.periodic.every or 0)
+                rs.last_episode = {k: t for k, t in rs.last_episode.items() if wm - t < horizon}
+                rs.periodic = {k: d for k, d in rs.periodic.items() if k in rs.last_episode}
+            if rs.episodes and rs.rule.explain is not None:
+                horizon = 4 * self.retention
+                rs.episodes = {k: e for k, e in rs.episodes.items() if e and wm - e[-1] < horizon}
+
+    def stats(self) -> dict[str, int]:
+        s = dict(self._stats)
+        s["keys_alive"] = sum(len(k) for k in self._keys.values())
+        s["rows_retained"] = sum(
+            len(st.history) for st in self._stores.values() if st.history is not None
+        )
+        s["pending_triggers"] = sum(len(r.pending) for r in self._rules if r.pending is not None)
+        s["run_states"] = sum(len(r.sliding.runs) for r in self._rules if r.sliding is not None)
+        return s

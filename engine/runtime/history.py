@@ -1,0 +1,104 @@
+"""Per-stream columnar history, sorted by `ts`, with amortized append and expiry.
+
+Windows are found with `np.searchsorted` on `ts`; rows leave once no window, late
+trigger or baseline can reach them. Interval streams arrive in `end` order, so a
+new chunk may hold rows older than the tail: only the overlapping tail is re-sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["History"]
+
+_MIN_CAPACITY = 1024
+
+
+class History:
+    """Growable columns (`ts` plus named ones) holding rows [head, size) of each buffer."""
+
+    def __init__(self, dtypes: Mapping[str, np.dtype | type]) -> None:
+        self._dtypes = {"ts": np.dtype(np.int64), **{k: np.dtype(v) for k, v in dtypes.items()}}
+        self._buf: dict[str, np.ndarray] = {
+            k: np.empty(_MIN_CAPACITY, dtype=d) for k, d in self._dtypes.items()
+        }
+        self._head = 0
+        self._size = 0
+        self.out_of_order = 0  # rows that had to be merged into the tail
+
+    def __len__(self) -> int:
+        return self._size - self._head
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._dtypes)
+
+    def col(self, name: str) -> np.ndarray:
+        """A view of one column's live rows (invalidated by the next append/expire)."""
+        return self._buf[name][self._head : self._size]
+
+    @property
+    def ts(self) -> np.ndarray:
+        return self.col("ts")
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        """Row range [i, j) of the rows with lo <= ts <= hi (closed interval)."""
+        ts = self.ts
+        return int(np.searchsorted(ts, lo, "left")), int(np.searchsorted(ts, hi, "right"))
+
+    def first_after(self, t: int) -> int | None:
+        """The smallest ts > t, or None."""
+        ts = self.ts
+        i = int(np.searchsorted(ts, t, "right"))
+        return int(ts[i]) if i < ts.shape[0] else None
+
+    def _reserve(self, extra: int) -> None:
+        live = self._size - self._head
+        cap = self._buf["ts"].shape[0]
+        if self._size + extra <= cap:
+            return
+        need = live + extra
+        new_cap = cap if need <= cap // 2 else max(_MIN_CAPACITY, 2 * need)
+        for k, b in self._buf.items():
+            nb = np.empty(new_cap, dtype=b.dtype) if new_cap != cap else b
+            nb[:live] = b[self._head : self._size]
+            self._buf[k] = nb
+        self._head, self._size = 0, live
+
+    def append(self, cols: Mapping[str, np.ndarray]) -> None:
+        """Add rows (every column given, same length). Keeps `ts` sorted, stable."""
+        ts = np.asarray(cols["ts"], dtype=np.int64)
+        m = int(ts.shape[0])
+        if m == 0:
+            return
+        order = None
+        if m > 1 and bool(np.any(ts[1:] < ts[:-1])):
+            order = np.argsort(ts, kind="stable")
+        self._reserve(m)
+        live_ts = self.ts
+        first_new = int(ts.min()) if order is not None else int(ts[0])
+        # Rows of the tail with ts > first_new must be merged with the new ones.
+        p = self._head + int(np.searchsorted(live_ts, first_new, "right"))
+        s = self._size
+        if p == s:
+            for k, b in self._buf.items():
+                v = np.asarray(cols[k], dtype=b.dtype)
+                b[s : s + m] = v if order is None else v[order]
+        else:
+            self.out_of_order += m
+            merged_ts = np.concatenate((self._buf["ts"][p:s], ts))
+            o = np.argsort(merged_ts, kind="stable")
+            for k, b in self._buf.items():
+                merged = np.concatenate((b[p:s], np.asarray(cols[k], dtype=b.dtype)))
+                b[p : s + m] = merged[o]
+        self._size += m
+
+    def expire(self, cutoff: int) -> int:
+        """Drop rows with ts < cutoff; returns how many left."""
+        i = int(np.searchsorted(self.ts, cutoff, "left"))
+        self._head += i
+        if self._head == self._size:
+            self._head = self._size = 0
+        return i

@@ -1,0 +1,148 @@
+"""Key codes: one dense integer per distinct value tuple of some `by` fields.
+
+Codes are assigned when rows arrive (a Python step per distinct tuple of a batch,
+never per event) and stored beside the rows, so a window groups its rows with
+`np.bincount` on the codes. Codes of tuples not seen for a while are released and
+reused, which keeps every per-code array bounded under key churn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["KeyIndex", "absent_mask"]
+
+_NEVER = np.iinfo(np.int64).min
+_FREED = np.iinfo(np.int64).max  # never "before" any cutoff, so released only once
+
+
+def absent_mask(col: np.ndarray) -> np.ndarray:
+    """True where an optional value is absent (None in object columns, NaN in numbers)."""
+    if col.dtype == object:
+        return np.fromiter((v is None for v in col), dtype=bool, count=col.shape[0])
+    return np.isnan(col)
+
+
+def _factorize(col: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Local codes (-1 = absent) and the distinct values, for one column of a batch."""
+    n = col.shape[0]
+    if col.dtype == object:
+        uniq = [v for v in set(col.tolist()) if v is not None]
+        local = {v: i for i, v in enumerate(uniq)}
+        local[None] = -1
+        codes = np.fromiter(map(local.__getitem__, col), dtype=np.int64, count=n)
+        return codes, uniq
+    present = ~np.isnan(col)
+    codes = np.full(n, -1, dtype=np.int64)
+    vals, inv = np.unique(col[present], return_inverse=True)
+    codes[present] = inv
+    return codes, [int(v) if float(v).is_integer() else float(v) for v in vals]
+
+
+class KeyIndex:
+    """Value tuples of `fields` <-> codes, with the last time each code was seen."""
+
+    def __init__(self, fields: Sequence[str]) -> None:
+        self.fields = tuple(fields)
+        self._codes: dict[tuple[Any, ...], int] = {}
+        self._values: list[tuple[Any, ...] | None] = []
+        self._free: list[int] = []
+        self.last_seen = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        """Number of live codes."""
+        return len(self._codes)
+
+    @property
+    def size(self) -> int:
+        """Upper bound of codes (length of per-code arrays)."""
+        return len(self._values)
+
+    def values(self, code: int) -> tuple[Any, ...]:
+        v = self._values[code]
+        if v is None:
+            raise KeyError(code)
+        return v
+
+    def lookup(self, values: tuple[Any, ...]) -> int:
+        """The code of a value tuple, or -1 when it is not known."""
+        return self._codes.get(values, -1)
+
+    def intern(self, values: tuple[Any, ...], ts: int) -> int:
+        """The code of a value tuple seen at ts, assigned if new."""
+        code = self._intern(values)
+        self._touch(np.array([code], dtype=np.int64), np.array([ts], dtype=np.int64))
+        return code
+
+    def _intern(self, values: tuple[Any, ...]) -> int:
+        code = self._codes.get(values)
+        if code is None:
+            if self._free:
+                code = self._free.pop()
+                self._values[code] = values
+                self.last_seen[code] = _NEVER
+            else:
+                code = len(self._values)
+                self._values.append(values)
+            self._codes[values] = code
+        return code
+
+    def encode(self, columns: Sequence[np.ndarray], ts: np.ndarray) -> np.ndarray:
+        """Codes for rows given one column per field (-1 where any field is absent)."""
+        n = ts.shape[0]
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        parts = [_factorize(c) for c in columns]
+        if len(parts) == 1:
+            local, uniq = parts[0]
+            table = np.fromiter((self._intern((u,)) for u in uniq), np.int64, len(uniq))
+            out = np.full(n, -1, dtype=np.int64)
+            ok = local >= 0
+            out[ok] = table[local[ok]]
+            self._touch(out[ok], ts[ok])
+            return out
+        combined = np.zeros(n, dtype=np.int64)
+        absent = np.zeros(n, dtype=bool)
+        for codes, uniq in parts:
+            absent |= codes < 0
+            combined = combined * max(len(uniq), 1) + np.maximum(codes, 0)
+        out = np.full(n, -1, dtype=np.int64)
+        ok = ~absent
+        if not ok.any():
+            return out
+        cvals, inv = np.unique(combined[ok], return_inverse=True)
+        radices = [max(len(u), 1) for _, u in parts]
+        mapped = np.empty(cvals.shape[0], dtype=np.int64)
+        for i, c in enumerate(cvals.tolist()):
+            digits = []
+            for r in reversed(radices):
+                c, d = divmod(c, r)
+                digits.append(d)
+            digits.reverse()
+            mapped[i] = self._intern(tuple(u[d] for (_, u), d in zip(parts, digits, strict=True)))
+        out[ok] = mapped[inv]
+        self._touch(out[ok], ts[ok])
+        return out
+
+    def _touch(self, codes: np.ndarray, ts: np.ndarray) -> None:
+        if self.last_seen.shape[0] < len(self._values):
+            grown = np.full(max(len(self._values), 2 * self.last_seen.shape[0]), _NEVER)
+            grown[: self.last_seen.shape[0]] = self.last_seen
+            self.last_seen = grown
+        np.maximum.at(self.last_seen, codes, ts)
+
+    def release_before(self, cutoff: int) -> int:
+        """Forget tuples last seen before cutoff (their rows have expired); returns count."""
+        n = len(self._values)
+        dead = np.flatnonzero(self.last_seen[:n] < cutoff)
+        for c in dead.tolist():
+            v = self._values[c]
+            if v is not None:
+                del self._codes[v]
+                self._values[c] = None
+                self._free.append(c)
+        self.last_seen[dead] = _FREED
+        return int(dead.shape[0])

@@ -1,0 +1,349 @@
+"""One rule's view of the stores: evaluate its aggregates and condition for a window.
+
+Every group (key) of the window is evaluated at once: rows are sliced by
+`searchsorted`, filtered with precomputed masks and grouped by their key codes.
+
+Keys (rules.md, "Keys"): `by` fields the trigger carries are fixed by the trigger
+occurrence and constrain only the streams that carry them; the other (free) fields
+form the groups, taken from the condition streams that carry all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..dsl.plan import AggRef, AggSpec, Arith, BoolOp, Compare, CompiledRule, Cond, Not, Num, Pred
+from ..dsl.plan import ValueExpr as ValueExprT
+from ..model import CATALOG
+from .aggregates import aggregate, percentile_rank
+from .history import History
+from .incremental import SortedWindow
+from .keys import KeyIndex
+from .streams import KeyRegistry, StreamStore
+
+__all__ = ["Reader", "RuleScope", "eval_cond", "eval_value"]
+
+_MAX_PRODUCT = 10_000  # groups made of combinations, per window
+
+
+@dataclass(slots=True)
+class Reader:
+    """How to read the rows of one stream that count for one aggregate (or evidence)."""
+
+    store: StreamStore
+    value: str | None  # value column, None for count/rate
+    mask: str | None  # `where` column
+    tfields: tuple[str, ...]  # fields fixed by the trigger that this stream carries
+    tcol: str | None
+    tindex: KeyIndex | None
+    pfields: tuple[str, ...]  # free `by` fields this stream carries
+    gcol: str | None
+    pindex: KeyIndex | None
+    full: bool  # carries every free field
+
+    @property
+    def history(self) -> History:
+        h = self.store.history
+        assert h is not None
+        return h
+
+    def rows(
+        self,
+        lo: int,
+        hi: int,
+        tvals: Mapping[str, Any] | None,
+        *,
+        open_hi: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(ts, values, group codes) of the rows in [lo, hi] (or [lo, hi)) that count."""
+        h = self.history
+        ts_all = h.ts
+        i = int(np.searchsorted(ts_all, lo, "left"))
+        j = int(np.searchsorted(ts_all, hi, "left" if open_hi else "right"))
+        ts = ts_all[i:j]
+        keep: np.ndarray | None = None
+        if self.mask is not None:
+            keep = h.col(self.mask)[i:j]
+        vals = None
+        if self.value is not None:
+            vals = h.col(self.value)[i:j]
+            ok = ~np.isnan(vals)
+            keep = ok if keep is None else keep & ok
+        if self.tcol is not None and self.tindex is not None:
+            code = -1
+            if tvals is not None and all(f in tvals for f in self.tfields):
+                code = self.tindex.lookup(tuple(tvals[f] for f in self.tfields))
+            ok = h.col(self.tcol)[i:j] == code
+            keep = ok if keep is None else keep & ok
+        codes = None
+        if self.gcol is not None:
+            codes = h.col(self.gcol)[i:j]
+            ok = codes >= 0
+            keep = ok if keep is None else keep & ok
+        if keep is not None:
+            ts = ts[keep]
+            vals = None if vals is None else vals[keep]
+            codes = None if codes is None else codes[keep]
+        return ts, vals, codes
+
+
+def _empty_value(spec: AggSpec, start: int, end: int) -> float:
+    if spec.func == "count" or (spec.func == "rate" and end > start):
+        return 0.0
+    return float("nan")
+
+
+class RuleScope:
+    """A rule's readers, its key layout and its window evaluation."""
+
+    def __init__(
+        self, rule: CompiledRule, stores: Mapping[str, StreamStore], keys: KeyRegistry
+    ) -> None:
+        self.rule = rule
+        trig = rule.correlation.trigger.stream if rule.correlation is not None else None
+        tfields_all = CATALOG[trig].fields if trig is not None else {}
+        self.tfields = tuple(f for f in rule.by if f in tfields_all)
+        self.free = tuple(f for f in rule.by if f not in self.tfields)
+        self.free_index = keys.index(self.free) if self.free else None
+        self.aggs = [
+            self._reader(stores[a.stream], a.stream, a.field, a.where, keys)
+            for a in rule.aggregates
+        ]
+        self.key_readers = [
+            self._reader(stores[s], s, None, None, keys)
+            for s in sorted({a.stream for a in rule.aggregates})
+            if self.free and all(f in CATALOG[s].fields for f in self.free)
+        ]
+        self.part_readers = [
+            self._reader(stores[s], s, None, None, keys)
+            for s in sorted({a.stream for a in rule.aggregates})
+            if any(f in CATALOG[s].fields for f in self.free)
+        ]
+        self.evidence: list[tuple[str, str, Reader]] = []
+        for stream, field in self.evidence_fields():
+            where = next(
+                (
+                    a.where
+                    for a in rule.aggregates
+                    if a.in_cond and a.stream == stream and a.field == field
+                ),
+                None,
+            )
+            self.evidence.append(
+                (stream, field, self._reader(stores[stream], stream, field, where, keys))
+            )
+        self._sorted: dict[int, SortedWindow] = {}
+        # Reach of the condition's windows before the rule's window start.
+        self.reach = max((a.over or 0 for a in rule.aggregates), default=0)
+
+    def evidence_fields(self) -> list[tuple[str, str]]:
+        if self.rule.evidence:
+            return list(self.rule.evidence)
+        out: list[tuple[str, str]] = []
+        for a in self.rule.aggregates:
+            if a.in_cond and a.field is not None and (a.stream, a.field) not in out:
+                out.append((a.stream, a.field))
+        return out
+
+    def _reader(
+        self,
+        store: StreamStore,
+        stream: str,
+        field: str | None,
+        where: Pred | None,
+        keys: KeyRegistry,
+    ) -> Reader:
+        fields = CATALOG[stream].fields
+        tf = tuple(f for f in self.tfields if f in fields)
+        pf = tuple(f for f in self.free if f in fields)
+        return Reader(
+            store=store,
+            value=store.need_value(field) if field is not None else None,
+            mask=store.need_pred(where) if where is not None else None,
+            tfields=tf,
+            tcol=store.need_key(tf) if tf else None,
+            tindex=keys.index(tf) if tf else None,
+            pfields=pf,
+            gcol=store.need_key(pf) if pf else None,
+            pindex=keys.index(pf) if pf else None,
+            full=bool(self.free) and pf == self.free,
+        )
+
+    # -- groups --
+    def groups(self, lo: int, hi: int, tvals: Mapping[str, Any] | None) -> np.ndarray:
+        """Codes of the free-key groups seen in [lo, hi]; [0] for a rule without them."""
+        if self.free_index is None:
+            return np.zeros(1, dtype=np.int64)
+        if not self.key_readers:
+            return self._product_groups(lo, hi, tvals)
+        size = self.free_index.size
+        present = np.zeros(size, dtype=bool)
+        for r in self.key_readers:
+            _, _, codes = r.rows(lo, hi, tvals)
+            if codes is not None and codes.shape[0]:
+                present[codes] = True
+        return np.flatnonzero(present)
+
+    def _product_groups(self, lo: int, hi: int, tvals: Mapping[str, Any] | None) -> np.ndarray:
+        """No stream carries every free field: one group per combination of seen values."""
+        assert self.free_index is not None
+        seen: dict[str, set[Any]] = {f: set() for f in self.free}
+        for r in self.part_readers:
+            _, _, codes = r.rows(lo, hi, tvals)
+            if codes is None or r.pindex is None or not codes.shape[0]:
+                continue
+            for c in np.unique(codes).tolist():
+                for f, v in zip(r.pfields, r.pindex.values(c), strict=True):
+                    seen[f].add(v)
+        if any(not v for v in seen.values()):
+            return np.empty(0, dtype=np.int64)
+        combos = itertools.islice(
+            itertools.product(*(sorted(seen[f], key=repr) for f in self.free)), _MAX_PRODUCT
+        )
+        out = [self.free_index.intern(tuple(c), hi) for c in combos]
+        return np.unique(np.asarray(out, dtype=np.int64))
+
+    def key_of(self, code: int, tvals: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The finding's key: by field -> value, in `by` order."""
+        free_vals: dict[str, Any] = {}
+        if self.free_index is not None:
+            free_vals = dict(zip(self.free, self.free_index.values(code), strict=True))
+        out: dict[str, Any] = {}
+        for f in self.rule.by:
+            v = free_vals[f] if f in free_vals else (tvals or {}).get(f)
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            out[f] = v
+        return out
+
+    def _partial_codes(self, r: Reader, groups: np.ndarray) -> np.ndarray:
+        """Codes in r's key index of each group's projection on the fields r carries."""
+        assert self.free_index is not None and r.pindex is not None
+        pos = [self.free.index(f) for f in r.pfields]
+        out = np.empty(groups.shape[0], dtype=np.int64)
+        for i, c in enumerate(groups.tolist()):
+            vals = self.free_index.values(c)
+            out[i] = r.pindex.lookup(tuple(vals[p] for p in pos))
+        return out
+
+    def _sorted_percentile(self, k: int, r: Reader, q: float, lo: int, hi: int) -> float:
+        sw = self._sorted.get(k)
+        if sw is None:
+            sw = self._sorted[k] = SortedWindow()
+
+        def values(a: int, b: int, open_hi: bool) -> np.ndarray:
+            v = r.rows(a, b, None, open_hi=open_hi)[1]
+            assert v is not None
+            return v
+
+        v = sw.update(values, lo, hi, r.history.out_of_order)
+        n = v.shape[0]
+        if n == 0:
+            return float("nan")
+        return float(v[int(percentile_rank(q, np.array([n]))[0]) - 1])
+
+    # -- values --
+    def agg_values(
+        self,
+        start: int,
+        end: int,
+        tvals: Mapping[str, Any] | None,
+        groups: np.ndarray,
+        *,
+        sliding: bool = False,
+    ) -> list[np.ndarray]:
+        """Each aggregate's value per group (NaN: no value) for the rule window [start, end].
+
+        `sliding`: windows only move forward from call to call, so unkeyed percentiles
+        are kept sorted incrementally.
+        """
+        out: list[np.ndarray] = []
+        g = groups.shape[0]
+        for k, (spec, r) in enumerate(zip(self.rule.aggregates, self.aggs, strict=True)):
+            lo = start if spec.over is None else end - spec.over
+            if sliding and spec.func == "percentile" and r.gcol is None and spec.q is not None:
+                out.append(np.full(g, self._sorted_percentile(k, r, spec.q, lo, end)))
+                continue
+            ts, vals, codes = r.rows(lo, end, tvals)
+            if r.gcol is None or codes is None:
+                gid = np.zeros(ts.shape[0], dtype=np.int64)
+                v = aggregate(spec.func, ts, vals, gid, 1, lo, end, q=spec.q, horizon=spec.horizon)[
+                    0
+                ]
+                out.append(np.full(g, v))
+                continue
+            if r.full:
+                assert self.free_index is not None
+                size = self.free_index.size
+                res = aggregate(
+                    spec.func, ts, vals, codes, size, lo, end, q=spec.q, horizon=spec.horizon
+                )
+                out.append(res[groups])
+                continue
+            assert r.pindex is not None
+            size = r.pindex.size
+            res = aggregate(
+                spec.func, ts, vals, codes, size, lo, end, q=spec.q, horizon=spec.horizon
+            )
+            pc = self._partial_codes(r, groups)
+            col = np.full(g, _empty_value(spec, lo, end))
+            col[pc >= 0] = res[pc[pc >= 0]]
+            out.append(col)
+        return out
+
+
+# ---- condition evaluation over group arrays ----
+
+
+def eval_value(expr: ValueExprT, aggs: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """A value expression per group; NaN (no value) propagates, x/0 has no value."""
+    if isinstance(expr, Num):
+        return np.full(n, float(expr.value))
+    if isinstance(expr, AggRef):
+        return aggs[expr.index]
+    assert isinstance(expr, Arith)
+    a = eval_value(expr.left, aggs, n)
+    b = eval_value(expr.right, aggs, n)
+    with np.errstate(all="ignore"):
+        if expr.op == "+":
+            return a + b
+        if expr.op == "-":
+            return a - b
+        if expr.op == "*":
+            return a * b
+        r = a / b
+    r[b == 0] = np.nan
+    return r
+
+
+_CMP = {
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    "==": np.equal,
+    "!=": np.not_equal,
+}
+
+
+def eval_cond(cond: Cond, aggs: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """The condition per group; a comparison with no value is false."""
+    if isinstance(cond, Compare):
+        a = eval_value(cond.left, aggs, n)
+        b = eval_value(cond.right, aggs, n)
+        with np.errstate(invalid="ignore"):
+            res = _CMP[cond.op](a, b)
+        return np.asarray(res & ~np.isnan(a) & ~np.isnan(b), dtype=bool)
+    if isinstance(cond, Not):
+        return ~eval_cond(cond.item, aggs, n)
+    assert isinstance(cond, BoolOp)
+    parts = [eval_cond(c, aggs, n) for c in cond.items]
+    out = parts[0]
+    for p in parts[1:]:
+        out = (out & p) if cond.op == "and" else (out | p)
+    return out

@@ -1,0 +1,105 @@
+"""What the runtime keeps of one stream: the columns rules read, plus derived ones.
+
+Derived columns are computed once per event at ingest, vectorized per batch: one
+boolean column per `where` predicate and one key-code column per tuple of `by`
+fields. Windows then only slice, mask and group; nothing is recomputed per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..batch import Batch
+from ..dsl.plan import Pred
+from .history import History
+from .keys import KeyIndex
+from .predicates import pred_mask
+
+__all__ = ["KeyRegistry", "StreamStore"]
+
+
+class KeyRegistry(dict[tuple[str, ...], KeyIndex]):
+    """One KeyIndex per field tuple, shared by every stream carrying those fields.
+
+    Shared so that a trigger's `dev` and a condition stream's `dev` get equal codes
+    for equal values.
+    """
+
+    def index(self, fields: tuple[str, ...]) -> KeyIndex:
+        ki = self.get(fields)
+        if ki is None:
+            ki = self[fields] = KeyIndex(fields)
+        return ki
+
+
+class StreamStore:
+    """Registration of needed columns (before the first batch), then ingest."""
+
+    def __init__(self, name: str, interval: bool, keys: KeyRegistry) -> None:
+        self.name = name
+        self.interval = interval
+        self._keys = keys
+        self._values: list[str] = []
+        self._preds: dict[Pred, str] = {}
+        self._key_cols: dict[tuple[str, ...], str] = {}
+        self.history: History | None = None
+        self.rows_in = 0
+
+    # -- registration --
+    def need_value(self, field: str) -> str:
+        if field not in self._values:
+            self._values.append(field)
+        return "v:" + field
+
+    def need_pred(self, pred: Pred) -> str:
+        col = self._preds.get(pred)
+        if col is None:
+            col = self._preds[pred] = f"w:{len(self._preds)}"
+        return col
+
+    def need_key(self, fields: tuple[str, ...]) -> str:
+        col = self._key_cols.get(fields)
+        if col is None:
+            self._keys.index(fields)
+            col = self._key_cols[fields] = "k:" + ",".join(fields)
+        return col
+
+    def freeze(self) -> None:
+        dtypes: dict[str, type] = {}
+        if self.interval:
+            dtypes["end"] = np.int64
+        for f in self._values:
+            dtypes["v:" + f] = np.float64
+        for col in self._preds.values():
+            dtypes[col] = np.bool_
+        for col in self._key_cols.values():
+            dtypes[col] = np.int64
+        self.history = History(dtypes)
+
+    # -- ingest --
+    def ingest(self, batch: Batch) -> None:
+        if self.history is None:
+            self.freeze()
+        assert self.history is not None
+        n = len(batch)
+        if n == 0:
+            return
+        self.rows_in += n
+        cols: dict[str, np.ndarray] = {"ts": batch.ts}
+        if self.interval:
+            cols["end"] = batch.end if batch.end is not None else batch.ts
+        nan = np.full(n, np.nan)
+        for f in self._values:
+            c = batch.columns.get(f)
+            cols["v:" + f] = nan if c is None else c
+        for pred, col in self._preds.items():
+            cols[col] = pred_mask(pred, batch.columns, n)
+        for fields, col in self._key_cols.items():
+            parts = [batch.columns.get(f) for f in fields]
+            if any(p is None for p in parts):
+                cols[col] = np.full(n, -1, dtype=np.int64)
+            else:
+                cols[col] = self._keys.index(fields).encode(
+                    [p for p in parts if p is not None], batch.ts
+                )
+        self.history.append(cols)

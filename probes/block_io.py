@@ -1,0 +1,87 @@
+"""disk.io: block request latency (issue -> complete) and queue time (insert -> issue).
+
+The request is tracked in a BPF LRU hash keyed by (dev, sector) from insert to
+completion; requests merged away after insert simply age out of the LRU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.batch import Batch
+
+from . import _bcc
+from .decode import cstrings, dev_names
+from .drain import BccProbeSource, ProbeSpec
+
+__all__ = ["SPEC", "check", "decode", "make_source"]
+
+TRACEPOINTS = ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert")
+
+PAYLOAD = np.dtype(
+    [
+        ("ts", np.uint64),
+        ("latency", np.uint64),
+        ("queue", np.uint64),
+        ("dev", np.uint32),
+        ("bytes", np.uint32),
+        ("pid", np.uint32),
+        ("op", "S1"),
+        ("pad", "S3"),
+        ("comm", "S16"),
+    ],
+    align=True,
+)
+
+_NO_QUEUE = np.uint64(0xFFFFFFFFFFFFFFFF)
+_OPS = np.array(["other", "read", "write", "flush", "discard"], dtype=object)
+
+
+def op_names(first: np.ndarray) -> np.ndarray:
+    """The first rwbs character (`S1` column) -> read/write/flush/discard/other."""
+    code = np.zeros(first.shape[0], dtype=np.int8)
+    for i, ch in enumerate((b"R", b"W", b"F", b"D"), start=1):
+        code[first == ch] = i
+    return _OPS[code]
+
+
+def decode(p: np.ndarray) -> Batch:
+    queue = p["queue"].astype(np.float64)
+    queue[p["queue"] == _NO_QUEUE] = np.nan
+    return Batch(
+        "disk.io",
+        p["ts"].astype(np.int64),
+        None,
+        {
+            "dev": dev_names(p["dev"]),
+            "op": op_names(p["op"]),
+            "bytes": p["bytes"].astype(np.float64),
+            "latency": p["latency"].astype(np.float64),
+            "queue": queue,
+            "pid": p["pid"].astype(np.float64),
+            "comm": cstrings(p["comm"]),
+        },
+    )
+
+
+SPEC = ProbeSpec(
+    name="block_io",
+    stream="disk.io",
+    bpf=Path(__file__).with_name("block_io.bpf.c"),
+    payload=PAYLOAD,
+    decode=decode,
+    pages=128,
+    tracepoints=TRACEPOINTS,
+)
+
+
+def check() -> tuple[bool, str]:
+    return _bcc.probe_check(TRACEPOINTS)
+
+
+def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbeSource:
+    return BccProbeSource(SPEC, options)

@@ -1,0 +1,71 @@
+"""sched.runq: how long a runnable task waited for a CPU (wakeup -> switch-in).
+
+A high-rate stream (every context switch): option `min_latency` (ns) pushes a
+lower bound into the kernel, so short waits never cross into user space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.batch import Batch
+
+from . import _bcc
+from .decode import cstrings
+from .drain import BccProbeSource, ProbeSpec
+
+__all__ = ["SPEC", "check", "decode", "make_source"]
+
+TRACEPOINTS = ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch")
+
+PAYLOAD = np.dtype(
+    [
+        ("ts", np.uint64),
+        ("latency", np.uint64),
+        ("pid", np.uint32),
+        ("cpu", np.uint32),
+        ("comm", "S16"),
+    ],
+    align=True,
+)
+
+
+def decode(p: np.ndarray) -> Batch:
+    return Batch(
+        "sched.runq",
+        p["ts"].astype(np.int64),
+        None,
+        {
+            "pid": p["pid"].astype(np.float64),
+            "comm": cstrings(p["comm"]),
+            "cpu": p["cpu"].astype(np.float64),
+            "latency": p["latency"].astype(np.float64),
+        },
+    )
+
+
+SPEC = ProbeSpec(
+    name="sched_runq",
+    stream="sched.runq",
+    bpf=Path(__file__).with_name("sched_runq.bpf.c"),
+    payload=PAYLOAD,
+    decode=decode,
+    pages=256,
+    tracepoints=TRACEPOINTS,
+)
+
+
+def check() -> tuple[bool, str]:
+    return _bcc.probe_check(TRACEPOINTS)
+
+
+def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbeSource:
+    opts = dict(options)
+    min_lat = int(opts.pop("min_latency", 0) or 0)
+    if min_lat > 0:
+        opts["cflags"] = (*opts.get("cflags", ()), f"-DTH_MIN_LAT_NS={min_lat}ULL")
+    return BccProbeSource(SPEC, opts)

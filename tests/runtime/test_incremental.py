@@ -1,0 +1,123 @@
+"""Incremental window structures and storage against brute force."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rt_helpers import MS, agg, gt, plan, rule
+
+from engine.batch import Batch
+from engine.runtime import Evaluator
+from engine.runtime.aggregates import percentile_rank
+from engine.runtime.history import History
+from engine.runtime.incremental import SortedWindow
+from engine.runtime.keys import KeyIndex
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 20)), max_size=60),
+    st.lists(st.tuples(st.integers(0, 60), st.integers(0, 300)), min_size=1, max_size=25),
+)
+def test_sorted_window_matches_sort(
+    rows: list[tuple[int, int]], moves: list[tuple[int, int]]
+) -> None:
+    rows.sort()
+    ts = np.array([r[0] for r in rows], dtype=np.int64)
+    vals = np.array([r[1] for r in rows], dtype=np.float64)
+
+    def values(lo: int, hi: int, open_hi: bool) -> np.ndarray:
+        m = (ts >= lo) & ((ts < hi) if open_hi else (ts <= hi))
+        return vals[m]
+
+    sw = SortedWindow()
+    lo = hi = 0
+    for dlo, dhi in moves:
+        hi += dhi
+        lo = min(lo + dlo, hi)
+        got = sw.update(values, lo, hi, 0)
+        assert got.tolist() == sorted(values(lo, hi, False).tolist())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 3000), min_size=1, max_size=80),
+    st.integers(1, 30),
+    st.sampled_from([50.0, 90.0, 99.0]),
+)
+def test_sliding_percentile_rule_matches_brute_force(
+    offsets: list[int], threshold: int, q: float
+) -> None:
+    """Every step's decision, with once-until-false, against a direct computation."""
+    tick = 100 * MS
+    over = 300 * MS
+    ts = np.sort(np.array(offsets, dtype=np.int64)) * MS + 10**12
+    lat = (np.arange(ts.shape[0]) * 7919 % 40).astype(np.float64)
+    p = agg("percentile", "sched.runq", "latency", q=q)
+    ev = Evaluator(plan(rule("r", gt(0, threshold), [p], over=over)), tick=tick)
+    got: list[int] = []
+    # Push in several batches, advancing in between.
+    for chunk in np.array_split(np.arange(ts.shape[0]), 4):
+        if chunk.shape[0] == 0:
+            continue
+        cols = {
+            "pid": np.ones(chunk.shape[0]),
+            "comm": np.array(["x"] * chunk.shape[0], dtype=object),
+            "cpu": np.zeros(chunk.shape[0]),
+            "latency": lat[chunk],
+        }
+        ev.push(Batch("sched.runq", ts[chunk], None, cols))
+        # Everything at or before the watermark has been pushed (the bus contract).
+        got.extend(f.ts for f in ev.advance(int(ts[chunk[-1]]) - 1))
+    got.extend(f.ts for f in ev.finish())
+    # Reference.
+    want: list[int] = []
+    t = -(-int(ts[0]) // tick) * tick
+    last = -(-int(ts[-1]) // tick) * tick
+    held_before = False
+    while t <= last:
+        w = np.sort(lat[(ts >= t - over) & (ts <= t)])
+        held = False
+        if w.shape[0]:
+            v = w[int(percentile_rank(q, np.array([w.shape[0]]))[0]) - 1]
+            held = v > threshold
+        if held and not held_before:
+            want.append(t)
+        held_before = held
+        t += tick
+    assert got == want
+
+
+def test_history_merges_out_of_order_rows() -> None:
+    h = History({"v": np.float64})
+    h.append({"ts": np.array([1, 5, 9]), "v": np.array([1.0, 5.0, 9.0])})
+    h.append({"ts": np.array([7, 3, 10]), "v": np.array([7.0, 3.0, 10.0])})
+    assert h.ts.tolist() == [1, 3, 5, 7, 9, 10]
+    assert h.col("v").tolist() == [1.0, 3.0, 5.0, 7.0, 9.0, 10.0]
+    assert h.span(3, 9) == (1, 5)
+    assert h.expire(6) == 3
+    assert h.ts.tolist() == [7, 9, 10]
+    for k in range(5000):  # growth and compaction keep order
+        h.append({"ts": np.array([11 + k]), "v": np.array([0.0])})
+        if k % 1000 == 0:
+            h.expire(k)
+    assert bool(np.all(np.diff(h.ts) >= 0))
+
+
+def test_key_index_codes_equal_values_and_reuse_released_codes() -> None:
+    ki = KeyIndex(("dev", "pid"))
+    devs = np.array(["a", "b", None, "a"], dtype=object)
+    pids = np.array([1.0, 1.0, 1.0, math.nan])
+    c = ki.encode([devs, pids], np.array([1, 2, 3, 4], dtype=np.int64))
+    assert c[2] == -1 and c[3] == -1 and c[0] != c[1]
+    assert ki.values(int(c[0])) == ("a", 1)
+    again = ki.encode([np.array(["a"], dtype=object), np.array([1.0])], np.array([10]))
+    assert again[0] == c[0]
+    assert ki.release_before(5) == 1  # ("b", 1) last seen at 2
+    assert ki.lookup(("b", 1)) == -1 and len(ki) == 1
+    new = ki.encode([np.array(["z"], dtype=object), np.array([2.0])], np.array([11]))
+    assert new[0] == c[1]  # the released code is reused
+    assert ki.size == 2
