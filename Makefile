@@ -2,7 +2,7 @@
 #   make setup   host packages + headers (as root), then .venv/ with tracehound and bcc
 #   make watch   run the watchdog with the built-in rules (ARGS="--duration 30s" etc.)
 #   make test    ruff, mypy and the whole test suite
-#   make bench   run every bench/*.py and print its figures
+#   make bench   run every bench/*.py (not _helpers) and print its figures
 # Stamp files in .venv/ make a second `make setup` take well under a second.
 
 SHELL := /bin/bash
@@ -83,6 +83,6 @@ test: setup
 	echo "make test: ruff, mypy and pytest passed"
 
 bench: setup
-	@shopt -s nullglob; files=(bench/*.py); \
+	@shopt -s nullglob; files=(bench/[!_]*.py); \
 	if [ $${#files[@]} -eq 0 ]; then echo "bench: no benchmarks yet"; fi; \
 	for f in "$${files[@]}"; do echo "== $$f"; $(PY) "$$f"; done

@@ -61,11 +61,18 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     text = generate(n)
     compile_text(text[:2000].rsplit("\nrule ", 1)[0], "warmup.rules")
-    t0 = time.perf_counter()
-    plan = compile_text(text, "bench.rules")
-    dt = time.perf_counter() - t0
-    n_rules = len(plan.rules)
-    print(f"{n_rules} rules, {len(text)} chars in {dt:.3f}s: {n_rules / dt:.0f} rules/s")
+    walls, cpus = [], []
+    for _ in range(3):  # best of three: the machine is shared
+        t0, c0 = time.perf_counter(), time.process_time()
+        plan = compile_text(text, "bench.rules")
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    wall, cpu = min(walls), min(cpus)
+    n = len(plan.rules)
+    print(
+        f"compile: {n} rules, {len(text)} chars: {wall:.3f}s wall ({n / wall:.0f} rules/s), "
+        f"{cpu:.3f}s CPU ({n / cpu:.0f} rules/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _driver import BPF_C, driver_cmd  # noqa: E402
+from _driver import BPF_C, driver_cmd
 
-from engine.batch import Batch  # noqa: E402
-from probes import _bcc  # noqa: E402
-from probes.drain import BccProbeSource, ProbeSpec  # noqa: E402
+from engine.batch import Batch
+from probes import _bcc
+from probes.drain import BccProbeSource, ProbeSpec
 
 PAYLOAD = np.dtype([("ts", np.uint64), ("id", np.uint64), ("a", np.uint64), ("b", np.uint64)])
 PAGES = 256

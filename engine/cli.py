@@ -97,9 +97,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     duration = parse_duration_arg(args.duration)
     config = load_config(args.config)
-    return watch(
-        args.rules, config, json=args.json, duration=duration, fail_on=args.fail_on
-    )
+    return watch(args.rules, config, json=args.json, duration=duration, fail_on=args.fail_on)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -48,34 +48,30 @@ class _Counting:
 
 
 class ReplayClock(_Counting):
-    """Watermark = just below the emission time of the last event observed (another
-    event at that very time may still come, and the runtime closes windows whose end
-    is <= the watermark); INFINITY after `finish`.
+    """Watermark = one below the first emission time of the last batch observed;
+    INFINITY after `finish`.
 
-    With `sources`, the watermark is instead the slowest source's `progress()`
-    (a trace source emitting overlapping per-stream slices moves it per slice).
+    Sound for any source whose batches are each sorted and come in order of their
+    first event (both TraceSource modes): nothing still to come is earlier than the
+    first event of the batch just seen. It uses the first, not the last, event so
+    that streams overlapping in time within a slice are never late.
     """
 
-    def __init__(self, sources: Sequence[Source] = ()) -> None:
+    def __init__(self) -> None:
         self.late_events = 0
-        self._sources = list(sources)
-        self._last: int | None = None
+        self._wm: int | None = None
         self._done = False
 
     def observe(self, batch: Batch) -> None:
         if not len(batch):
             return
         self._count_late(batch)
-        last = int(batch.emit.max()) - 1
-        self._last = last if self._last is None else max(self._last, last)
+        first = int(batch.emit[0]) - 1
+        if self._wm is None or first > self._wm:
+            self._wm = first
 
     def watermark(self) -> int | None:
-        if self._done:
-            return INFINITY
-        if self._sources:
-            known = [p for p in (s.progress() for s in self._sources) if p is not None]
-            return min(known) if len(known) == len(self._sources) else None
-        return self._last
+        return INFINITY if self._done else self._wm
 
     def finish(self) -> None:
         self._done = True

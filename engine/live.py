@@ -73,17 +73,19 @@ def watch(
     duration: int | None = None,
     fail_on: str | None = None,
 ) -> int:
+    from probes import PROBES
     from probes.live import sources_for_plan
 
     from .clock import LiveClock
     from .pipeline import run_pipeline
-    from .rulepaths import load_plan
+    from .rulepaths import load_plan, needed_streams
     from .sinks.console import ConsoleSink
     from .sinks.delivery import open_delivery
     from .sinks.metrics import Metrics
 
     plan = load_plan(rules, config)
-    live = sources_for_plan(plan)
+    wanted = needed_streams(plan)  # None: an `explain` ranks every stream there is
+    live = sources_for_plan(plan, streams=set(PROBES) if wanted is None else wanted)
     try:
         for line in live.report():
             _say(line)
@@ -99,8 +101,10 @@ def watch(
         def _probe_metrics(m: Metrics) -> None:
             for s in sources:
                 st = s.stats()
-                m.set("tracehound_probe_lost_total", {"probe": s.name}, st.get("lost", 0))
-                m.set("tracehound_probe_events_total", {"probe": s.name}, st.get("events", 0))
+                m.set("tracehound_events_lost_total", {"probe": s.name}, st.get("lost", 0))
+                own = sorted(s.streams - {"lost"})
+                if len(own) == 1 and "events" in st:
+                    m.set("tracehound_events_received_total", {"stream": own[0]}, st["events"])
 
         metrics.add_collector(_probe_metrics)
 

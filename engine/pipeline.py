@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 from .batch import Batch
 from .bus import Bus
@@ -185,10 +186,22 @@ async def run_pipeline(
         "seconds": round(time.monotonic() - started, 3),
         "bus": bus.statistics(),
         "late_events": clock.late_events,
-        "sources": {s.name: s.stats() for s in sources},
+        "sources": _by_name(sources),
         "evaluator": ev.stats(),
     }
     return result
+
+
+def _by_name(sources: Sequence[Source]) -> dict[str, dict[str, int]]:
+    """Each source's stats under its name (`name#2`, … when names repeat)."""
+    out: dict[str, dict[str, int]] = {}
+    for s in sources:
+        name, i = s.name, 1
+        while name in out:
+            i += 1
+            name = f"{s.name}#{i}"
+        out[name] = s.stats()
+    return out
 
 
 def _first_user_error(group: BaseExceptionGroup) -> BaseException:

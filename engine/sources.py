@@ -1,10 +1,12 @@
 """Trace files as a Source: JSON Lines (optionally gzip) -> batches in emission order.
 
-Small traces are decoded once into memory and sorted there. A trace larger than
-`run_size` events is read in bounded memory: a first pass checks each file (bad
-lines, order); a file already in emission order is decoded again lazily while
-merging, any other is cut into sorted runs spilled to temporary files; then one
-k-way merge of all runs feeds the batches.
+Traces are decoded into memory and sorted there, up to `run_size` events. Past
+that, what is decoded becomes the first run and the rest is read in bounded
+memory: a cheap pass reads only the times of each remaining file to see whether it
+is in emission order; such a file is decoded lazily while merging (no spill), any
+other is cut into sorted runs spilled to temporary files; one k-way merge of all
+runs feeds the batches. No line is fully decoded twice; bad lines are reported by
+the full decode, in line order per file.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from .batch import Batch
 from .errors import TraceError
 from .model import CATALOG
 from .source import Emit
-from .tracedecode import Decoded, OnBad, decode_block, read_blocks
-from .tracesort import Chunk, cut_ordered, cut_slices, merge_runs, sort_chunk, spill_run
+from .tracedecode import Decoded, OnBad, decode_block, read_blocks, scan_emit
+from .tracesort import (
+    Chunk,
+    cut_ordered,
+    cut_pieces,
+    cut_slices,
+    merge_runs,
+    sort_chunk,
+    spill_run,
+)
 
 __all__ = ["TraceSource"]
 
@@ -29,7 +39,10 @@ class TraceSource:
     bad line raises TraceError. streams: build columns and emit batches only for
     these (every line is still checked). interleave "ordered": a batch ends wherever
     the stream changes, so the batches follow global emission order; "slices": per
-    merged piece one batch per stream, `progress()` moving only when a piece is done.
+    merged piece (up to a block of lines) one batch per stream, streams overlapping
+    in time, batches in order of their first event (what ReplayClock relies on) —
+    far fewer batches when streams interleave finely. Memory: about `run_size`
+    events, plus one block per file or spilled run while merging.
     """
 
     name = "trace"
@@ -59,7 +72,7 @@ class TraceSource:
         self.spill_dir = spill_dir
         self._progress: int | None = None
         self._stats = {"events": 0, "bad_lines": 0, "batches": 0, "spilled_runs": 0, "passes": 1}
-        self._reported: set[tuple[int, int]] = set()
+        self._reported: dict[int, int] = {}  # file index -> last line reported
 
     # ---- Source protocol ----
     # progress(): one below the last emission time emitted, since another event at
@@ -79,15 +92,8 @@ class TraceSource:
 
     def batches(self) -> Iterator[Batch]:
         """Every batch of the trace in emission order (the sync core of `run`)."""
-        loaded = self._in_memory()
-        chunks: Iterable[Chunk]
-        if loaded is None:
-            self._stats["passes"] = 2
-            chunks = self._bounded()
-        else:
-            chunks = loaded
         cut = cut_ordered if self.interleave == "ordered" else cut_slices
-        for chunk in chunks:
+        for chunk in self._chunks():
             chunk = {s: p for s, p in chunk.items() if len(p.seq) and s in self.streams}
             if not chunk:
                 continue
@@ -102,10 +108,10 @@ class TraceSource:
 
     def _bad(self, file_index: int) -> OnBad:
         def report(err: TraceError) -> None:
-            key = (file_index, err.line)
-            if key in self._reported:
+            # Lines are reported in order per file; a second pass skips those done.
+            if err.line <= self._reported.get(file_index, 0):
                 return
-            self._reported.add(key)
+            self._reported[file_index] = err.line
             self._stats["bad_lines"] += 1
             if not self.skip_bad:
                 raise err
@@ -114,56 +120,69 @@ class TraceSource:
 
         return report
 
-    def _blocks(self, i: int, columns: frozenset[str] | None, report: bool) -> Iterator[Decoded]:
+    def _blocks(
+        self, i: int, start: int = 1, *, report: bool = True
+    ) -> Iterator[tuple[Decoded, int]]:
+        """Decoded blocks of file i from line `start`, each with the next line number."""
         path = self.paths[i]
         on_bad = self._bad(i) if report else None
-        for first, lines in read_blocks(path, self.block_bytes):
-            yield decode_block(path, i, first, lines, on_bad=on_bad, columns=columns)
+        for first, lines in read_blocks(path, self.block_bytes, start):
+            d = decode_block(path, i, first, lines, on_bad=on_bad, columns=self._want)
+            yield d, first + len(lines)
 
-    def _in_memory(self) -> list[Chunk] | None:
-        """Decode everything into memory, or None once it passes `run_size` events."""
-        chunks: list[Chunk] = []
+    def _chunks(self) -> Iterable[Chunk]:
+        """Decode into memory; past `run_size` events, what is decoded becomes the
+        first run and the rest is read in bounded memory (nothing decoded twice)."""
+        held: list[Chunk] = []
         n = 0
         for i in range(len(self.paths)):
-            for d in self._blocks(i, self._want, report=True):
-                chunks.append(d.parts)
+            for d, nxt in self._blocks(i):
+                held.append(d.parts)
                 n += d.count
                 if n > self.run_size:
-                    return None
-        return [sort_chunk(chunks)]
+                    rest = [(i, nxt), *((j, 1) for j in range(i + 1, len(self.paths)))]
+                    return self._bounded(held, rest)
+        return [sort_chunk(held)]
 
-    def _bounded(self) -> Iterator[Chunk]:
+    def _bounded(self, held: list[Chunk], rest: list[tuple[int, int]]) -> Iterator[Chunk]:
+        self._stats["passes"] = 2
+        ordered = [self._in_order(i, start) for i, start in rest]
+        head = sort_chunk(held)
+        held.clear()
         runs: list[Iterator[Chunk]] = []
-        nothing: frozenset[str] = frozenset()
-        for i in range(len(self.paths)):
-            if self._in_order(i, nothing):
-                runs.append(self._file_run(i))
+        if all(ordered):
+            runs.append(cut_pieces(head, self.batch_size))
+        else:  # spilled runs will be built: keep memory to one run
+            runs.append(self._spill([head]))
+        del head
+        for (i, start), in_order in zip(rest, ordered, strict=True):
+            if in_order:
+                runs.append(self._file_run(i, start))
             else:
-                runs.extend(self._spilled_runs(i))
+                runs.extend(self._spilled_runs(i, start))
         return merge_runs(runs)
 
-    def _in_order(self, i: int, nothing: frozenset[str]) -> bool:
-        """First pass over one file: report bad lines; is it in emission order?"""
+    def _in_order(self, i: int, start: int) -> bool:
+        """The cheap first pass over (the rest of) one file: in emission order?"""
         last: int | None = None
-        ordered = True
-        for d in self._blocks(i, nothing, report=True):
-            e = d.line_emit
+        for first, lines in read_blocks(self.paths[i], self.block_bytes, start):
+            e = scan_emit(lines, first)
             if not len(e):
                 continue
             if (last is not None and e[0] < last) or bool((e[1:] < e[:-1]).any()):
-                ordered = False
+                return False
             last = int(e[-1])
-        return ordered
+        return True
 
-    def _file_run(self, i: int) -> Iterator[Chunk]:
-        for d in self._blocks(i, self._want, report=False):
+    def _file_run(self, i: int, start: int) -> Iterator[Chunk]:
+        for d, _ in self._blocks(i, start):
             yield d.parts
 
-    def _spilled_runs(self, i: int) -> list[Iterator[Chunk]]:
+    def _spilled_runs(self, i: int, start: int) -> list[Iterator[Chunk]]:
         runs: list[Iterator[Chunk]] = []
         pending: list[Chunk] = []
         n = 0
-        for d in self._blocks(i, self._want, report=False):
+        for d, _ in self._blocks(i, start):
             pending.append(d.parts)
             n += d.count
             if n >= self.run_size:

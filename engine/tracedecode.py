@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import operator
 import re
 import typing
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -26,18 +27,28 @@ from .errors import TraceError
 from .model import CATALOG, Event
 from .units import Kind
 
-__all__ = ["Decoded", "Part", "decode_block", "open_trace", "read_blocks", "seq_line"]
+__all__ = [
+    "Decoded",
+    "Part",
+    "decode_block",
+    "open_trace",
+    "read_blocks",
+    "scan_emit",
+    "seq_line",
+]
 
 _RECORDS = tuple(spec.record for spec in CATALOG.values())
 _ANY: Any = typing.Union[_RECORDS]  # noqa: UP007
 _BULK: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[_ANY])
 _ONE: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_ANY)
 _STREAM_OF: dict[type, str] = {spec.record: name for name, spec in CATALOG.items()}
+_TYPE_ID: dict[type, int] = {cls: i for i, cls in enumerate(_RECORDS)}
 
 LINE_BITS = 40  # seq = file_index << LINE_BITS | line_number
 _INT64_MAX = 2**63 - 1
 _GET_TS = attrgetter("ts")
 _GET_END = attrgetter("end")
+_GET_STREAM = attrgetter("stream")
 
 OnBad = Callable[[TraceError], None]
 
@@ -57,32 +68,96 @@ def open_trace(path: str) -> typing.BinaryIO:
     return f
 
 
-def read_blocks(path: str, block_bytes: int = 1 << 22) -> Iterator[tuple[int, list[bytes]]]:
-    """(first line number, raw lines) in blocks of about `block_bytes`."""
+class _Key(msgspec.Struct):
+    ts: int
+    stream: str
+    end: int = -(2**63)
+
+
+class _LooseKey(msgspec.Struct):
+    """For the slow path: a point stream may carry a stray `end` of any type."""
+
+    ts: int
+    stream: str
+    end: Any = None
+
+
+_KEYS: msgspec.json.Decoder[list[_Key]] = msgspec.json.Decoder(list[_Key])
+_LOOSE: msgspec.json.Decoder[_LooseKey] = msgspec.json.Decoder(_LooseKey)
+_INTERVAL = frozenset(name for name, spec in CATALOG.items() if spec.interval)
+
+
+def scan_emit(lines: list[bytes], first: int) -> np.ndarray:
+    """Emission times of a block's lines, reading only ts/stream/end (the cheap
+    first pass that decides whether a file is in order). Lines the full decode
+    will reject are left out; it reports them."""
+    kept, _ = _keep(lines, first)
+    try:
+        keys = _KEYS.decode(b"[" + b",".join(kept) + b"]")
+        n = len(keys)
+        ts = np.fromiter(map(_GET_TS, keys), np.int64, n)
+        end = np.fromiter(map(_GET_END, keys), np.int64, n)
+    except (msgspec.DecodeError, OverflowError):
+        return _scan_slow(kept)
+    interval = np.fromiter(map(_INTERVAL.__contains__, map(_GET_STREAM, keys)), bool, n)
+    return np.where(interval & (end != -(2**63)), end, ts)
+
+
+def _scan_slow(kept: list[bytes]) -> np.ndarray:
+    out: list[int] = []
+    for ln in kept:
+        try:
+            k = _LOOSE.decode(ln)
+        except msgspec.DecodeError:
+            continue
+        if k.stream in _INTERVAL:
+            if not isinstance(k.end, int) or isinstance(k.end, bool) or k.end < k.ts:
+                continue
+            t = k.end
+        else:
+            t = k.ts
+        if -_INT64_MAX <= k.ts <= _INT64_MAX and -_INT64_MAX <= t <= _INT64_MAX:
+            out.append(t)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _read(f: typing.BinaryIO, n: int, path: str, line_no: int) -> bytes:
+    try:
+        return f.read(n)
+    except gzip.BadGzipFile as e:
+        raise TraceError(f"not a valid gzip file: {e}", path, line_no) from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise TraceError(f"cannot read trace: {e}", path, line_no) from None
+
+
+def read_blocks(
+    path: str, block_bytes: int = 1 << 22, start: int = 1
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(first line number, raw lines) in blocks of about `block_bytes`, from line
+    `start` on (earlier lines are read and split, never decoded)."""
     try:
         f = open_trace(path)
     except OSError as e:
         raise TraceError(f"cannot read trace: {e.strerror or e}", path, 0) from None
     line_no = 1
     tail = b""
-    try:
-        with f:
-            while True:
-                try:
-                    data = f.read(block_bytes)
-                except (OSError, EOFError, zlib.error) as e:
-                    raise TraceError(f"cannot read trace: {e}", path, line_no) from None
-                if not data:
-                    break
-                lines = (tail + data).split(b"\n")
-                tail = lines.pop()
-                if lines:
-                    yield line_no, lines
-                    line_no += len(lines)
-            if tail:
-                yield line_no, [tail]
-    except gzip.BadGzipFile as e:
-        raise TraceError(f"not a valid gzip file: {e}", path, line_no) from None
+    with f:
+        if _read(f, 3, path, 1) != b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is no data
+            f.seek(0)
+        while data := _read(f, block_bytes, path, line_no):
+            lines = (tail + data).split(b"\n")
+            tail = lines.pop()
+            if line_no + len(lines) <= start:
+                line_no += len(lines)
+                continue
+            if line_no < start:
+                lines = lines[start - line_no :]
+                line_no = start
+            if lines:
+                yield line_no, lines
+                line_no += len(lines)
+        if tail and line_no >= start:
+            yield line_no, [tail]
 
 
 @dataclass(slots=True)
@@ -190,7 +265,7 @@ def _slow(
     return objs, good, bad
 
 
-def _column(objs: list[Any], name: str, kind: Kind, n: int) -> np.ndarray:
+def _column(objs: Sequence[Any], name: str, kind: Kind, n: int) -> np.ndarray:
     vals = list(map(attrgetter(name), objs))
     if kind is Kind.STRING:
         out = np.empty(n, dtype=object)
@@ -199,16 +274,23 @@ def _column(objs: list[Any], name: str, kind: Kind, n: int) -> np.ndarray:
     return np.array(vals, dtype=np.float64)  # None -> NaN
 
 
-def _group(objs: list[Any]) -> list[tuple[str, list[Any], np.ndarray | None]]:
-    """Split decoded records by stream; positions None when the block has one stream."""
+def _group(objs: list[Any]) -> list[tuple[str, Sequence[Any], np.ndarray | None]]:
+    """Split decoded records by stream (C-level passes only); positions None when
+    the block has one stream."""
     types = list(map(type, objs))
     kinds = set(types)
     if len(kinds) == 1:
         return [(_STREAM_OF[types[0]], objs, None)]
-    out: list[tuple[str, list[Any], np.ndarray | None]] = []
-    for cls in kinds:
-        sel = [i for i, t in enumerate(types) if t is cls]
-        out.append((_STREAM_OF[cls], [objs[i] for i in sel], np.asarray(sel, dtype=np.int64)))
+    tid = np.fromiter(map(_TYPE_ID.__getitem__, types), np.int16, len(types))
+    order = np.argsort(tid, kind="stable")
+    grouped = operator.itemgetter(*order.tolist())(objs)
+    counts = np.bincount(tid, minlength=len(_TYPE_ID))
+    out: list[tuple[str, Sequence[Any], np.ndarray | None]] = []
+    at = 0
+    for k, c in enumerate(counts.tolist()):
+        if c:
+            out.append((_STREAM_OF[_RECORDS[k]], grouped[at : at + c], order[at : at + c]))
+            at += c
     return out
 
 

@@ -168,9 +168,17 @@ def cut_ordered(chunk: Chunk, batch_size: int) -> Iterator[Batch]:
 
 
 def cut_slices(chunk: Chunk, batch_size: int) -> Iterator[Batch]:
-    """One batch per stream (split by size), streams overlapping in time."""
-    for s in sorted(chunk, key=lambda s: (int(chunk[s].batch.emit[0]), int(chunk[s].seq[0]))):
-        yield from _sized(chunk[s].batch, batch_size)
+    """Per stream one batch (split by size), streams overlapping in time; batches in
+    order of their first key, so nothing after a batch is earlier than its start."""
+    subs: list[tuple[int, int, Batch]] = []
+    for part in chunk.values():
+        n = len(part.seq)
+        for i in range(0, n, batch_size):
+            b = part.batch if n <= batch_size else part.batch.take(slice(i, i + batch_size))
+            subs.append((int(b.emit[0]), int(part.seq[i]), b))
+    subs.sort(key=lambda x: (x[0], x[1]))
+    for _, _, b in subs:
+        yield b
 
 
 def _sized(batch: Batch, size: int) -> Iterator[Batch]:

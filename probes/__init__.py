@@ -97,7 +97,10 @@ def available(stream: str) -> tuple[bool, str]:
     if not _module_exists(info.module):
         return False, f"not implemented (probes/{info.module}.py missing)"
     if info.kind == "tracepoint":
-        failed = _bpf_checks(info)
+        try:
+            failed = _bpf_checks(info)
+        except OSError as e:  # e.g. a /sys file unreadable to this user
+            return False, f"cannot check the host: {e} (fix: run as root)"
         if failed is not None:
             return False, failed.message()
     try:

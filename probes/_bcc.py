@@ -141,9 +141,7 @@ class Program:
         is why the drain uses PerfRing instead.
         """
         table = self._bpf[b"events"]
-        table.open_perf_buffer(
-            callback, page_cnt=pages, lost_cb=lost, wakeup_events=wakeup_events
-        )
+        table.open_perf_buffer(callback, page_cnt=pages, lost_cb=lost, wakeup_events=wakeup_events)
         lib = _import_bcc().libbcc.lib
         return [(int(lib.perf_reader_fd(r)), r) for r in self._bpf.perf_buffers.values()]
 

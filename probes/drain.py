@@ -10,7 +10,7 @@ compiles in `open()`, before the loop starts draining.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,11 @@ class BccProbeSource:
         self.spec = spec
         self.name = spec.name
         self.streams = frozenset({spec.stream, "lost"})
-        self.sweep_s = float(opts.get("sweep", 0.005))
+        self.sweep_s = float(opts.get("sweep", 0.01))
         self.lost_poll_s = float(opts.get("lost_poll", 0.1))
         self.pages = int(opts.get("pages", spec.pages))
         self.cflags = spec.cflags + _options_cflags(opts)
+        self._per_sample = spec.wakeup_events == 1
         self._program: Any = None
         self._rings: list[PerfRing] = []
         self._locks: list[anyio.Lock] = []
@@ -95,10 +96,21 @@ class BccProbeSource:
                 r.close()
             program.close()
             raise HostError(f"probe {self.name}: cannot open its perf rings: {e}") from None
-        self._program, self._rings = program, rings
-        self._locks = [anyio.Lock() for _ in rings]
+        self.adopt(program, rings)
+
+    def adopt(self, program: Any, rings: Sequence[Any]) -> None:
+        """Drain these rings of this program (what open() builds; tests pass fakes).
+
+        `program` needs percpu_counter() and close(); a ring needs cpu, fd, pending(),
+        read() -> RingRead and close().
+        """
+        self._program, self._rings = program, list(rings)
+        self._locks = [anyio.Lock() for _ in self._rings]
+        # bcc attaches tracepoints as it loads: samples refused before our rings were
+        # in the map were never ours to read, so they are not losses.
+        self._lost_seen = self.lost_by_cpu()
         now = time.monotonic_ns()
-        self._last_read = [now for _ in rings]
+        self._last_read = [now for _ in self._rings]
 
     def close(self) -> None:
         for r in self._rings:
@@ -111,6 +123,7 @@ class BccProbeSource:
     # ---- Source ----
 
     async def run(self, emit: Emit) -> None:
+        """Drain until cancelled; then read what the rings still hold, and close."""
         self.open()
         try:
             async with anyio.create_task_group() as tg:
@@ -119,13 +132,35 @@ class BccProbeSource:
                 tg.start_soon(self._sweep, emit)
         finally:
             with anyio.CancelScope(shield=True):
-                self.close()
+                try:
+                    await self._final(emit)
+                finally:
+                    self.close()
+
+    async def _final(self, emit: Emit) -> None:
+        """A stop (SIGINT, --duration) still delivers what reached the rings before it."""
+        try:
+            await self._read_rings(range(len(self._rings)), emit)
+            await self._publish_lost(emit)
+        except (RuntimeError, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass  # the consumer is gone already: nobody to deliver to
 
     def progress(self) -> int | None:
-        """Every ring was read after this time; a sample stamped before it is out."""
+        """Every sample stamped before this time has been emitted.
+
+        A ring read after time t holds nothing older than t (less a slack for a sample
+        in flight at the read). A ring that wakes per sample and is empty now holds
+        nothing at all: it needs no timer sweep to keep the watermark moving.
+        """
         if not self._last_read:
             return None
-        return min(self._last_read) - 1_000_000  # slack: a sample in flight at the read
+        now = time.monotonic_ns()
+        oldest = now
+        for i, ring in enumerate(self._rings):
+            if self._per_sample and ring.pending() == 0 and not self._locks[i].locked():
+                continue
+            oldest = min(oldest, self._last_read[i])
+        return oldest - 1_000_000
 
     def stats(self) -> dict[str, int]:
         return dict(self._stats)
@@ -142,42 +177,74 @@ class BccProbeSource:
         fd = self._rings[i].fd
         while True:
             await anyio.wait_readable(fd)
-            await self._read(i, emit)
+            await self._read_rings([i], emit)
 
     async def _sweep(self, emit: Emit) -> None:
+        """Reads what waits below the watermark; polls the loss counters.
+
+        An idle probe's sweep backs off to 4x `sweep` (still inside the default 50ms
+        lateness, so the watermark does not wait on it), and rings that wake per
+        sample are not swept at all: only the loss poll runs for them. Wakeups are
+        the cost of an idle watchdog, not the reads.
+        """
+        fast = self.lost_poll_s if self._per_sample else self.sweep_s
+        slow = self.lost_poll_s if self._per_sample else 4 * self.sweep_s
+        interval = fast
         next_lost = 0.0
         while True:
-            await anyio.sleep(self.sweep_s)
-            for i, ring in enumerate(self._rings):
-                if ring.pending() > 0:
-                    await self._read(i, emit)
-                else:
-                    self._last_read[i] = time.monotonic_ns()
+            await anyio.sleep(interval)
+            busy = await self._read_rings(range(len(self._rings)), emit)
+            interval = fast if busy else min(2 * interval, slow)
             now = anyio.current_time()
             if now >= next_lost:
                 next_lost = now + self.lost_poll_s
                 await self._publish_lost(emit)
 
-    async def _read(self, i: int, emit: Emit) -> None:
-        async with self._locks[i]:
-            t0 = time.monotonic_ns()
-            ring = self._rings[i]
-            got = ring.read()
-            self._stats["reads"] += 1
-            self._stats["bad"] += got.bad
-            if got.lost:
-                self._lost_records[ring.cpu] = self._lost_records.get(ring.cpu, 0) + got.lost
-            if got.payload.shape[0]:
-                batch = self.spec.decode(got.payload)
+    async def _read_rings(self, which: Iterable[int], emit: Emit) -> bool:
+        """Read the given rings that hold data and emit them as ONE batch.
+
+        One batch per sweep, not per ring: downstream work is per batch. Each ring's
+        lock is held until its samples are emitted, so a ring's samples never
+        overtake each other (locks are taken in index order: no deadlock).
+        """
+        held: list[int] = []
+        payloads: list[np.ndarray] = []
+        lost = 0
+        t0 = time.monotonic_ns()  # every sample stamped before this will be read below
+        try:
+            for i in which:
+                ring = self._rings[i]
+                if ring.pending() <= 0:
+                    if not self._locks[i].locked():
+                        self._last_read[i] = time.monotonic_ns()
+                    continue
+                await self._locks[i].acquire()
+                held.append(i)
+                got = ring.read()
+                self._stats["reads"] += 1
+                self._stats["bad"] += got.bad
+                if got.lost:
+                    lost += got.lost
+                    self._lost_records[ring.cpu] = self._lost_records.get(ring.cpu, 0) + got.lost
+                if got.payload.shape[0]:
+                    payloads.append(got.payload)
+            if payloads:
+                p = payloads[0] if len(payloads) == 1 else np.concatenate(payloads)
+                batch = self.spec.decode(p)
                 order = np.argsort(batch.emit, kind="stable")
                 if order.shape[0] > 1 and bool(np.any(order[1:] < order[:-1])):
                     batch = batch.take(order)
                 self._stats["events"] += len(batch)
                 self._stats["batches"] += 1
                 await emit(batch)
-            self._last_read[i] = t0
-        if got.lost:
+            for i in held:
+                self._last_read[i] = t0
+        finally:
+            for i in held:
+                self._locks[i].release()
+        if lost:
             await self._publish_lost(emit)
+        return bool(held)
 
     def lost_by_cpu(self) -> dict[int, int]:
         """Per CPU: the larger of the BPF-side count and the ring's LOST records.

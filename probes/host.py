@@ -126,7 +126,7 @@ def check_bpf_syscall() -> Check:
 
 
 def _is_tracefs(path: Path) -> bool:
-    return (path / "events").is_dir()
+    return os.path.isdir(path / "events")  # False, not an error, when unreadable
 
 
 def tracefs_root(candidates: tuple[Path, ...] | None = None) -> Path | None:
@@ -139,15 +139,20 @@ def tracefs_root(candidates: tuple[Path, ...] | None = None) -> Path | None:
 
 def check_tracefs(root: Path = TRACEFS, mount: bool = False) -> Check:
     """tracefs holds tracepoint formats bcc reads; mount it when allowed and asked."""
-    found = tracefs_root((root, DEBUGFS / "tracing")) if root == TRACEFS else tracefs_root((root,))
+    # bcc 0.26 also accepts the old place under debugfs, but only for the default root
+    candidates = (root, DEBUGFS / "tracing") if root == TRACEFS else (root,)
+    found = tracefs_root(candidates)
     if found is not None:
         return Check(True, f"tracefs at {found}")
-    if mount and os.geteuid() == 0 and root.is_dir():
+    if mount and os.geteuid() == 0 and os.path.isdir(root):
         r = subprocess.run(
             ["mount", "-t", "tracefs", "nodev", str(root)], capture_output=True, check=False
         )
         if r.returncode == 0 and _is_tracefs(root):
             return Check(True, f"tracefs mounted at {root}")
+    if os.path.isdir(root) and not os.access(root, os.R_OK | os.X_OK):
+        return Check(False, f"tracefs at {root} is not readable (permission denied)",
+                     "run as root")
     return Check(False, f"tracefs is not mounted at {root}",
                  f"mount -t tracefs nodev {root}   (or `make setup`)")
 
@@ -159,7 +164,7 @@ def check_tracepoint(name: str, root: Path | None = None) -> Check:
     if base is None:
         return Check(False, f"cannot look up tracepoint {name}: tracefs not mounted",
                      f"mount -t tracefs nodev {TRACEFS}   (or `make setup`)")
-    if (base / "events" / group / event).is_dir():
+    if os.path.isdir(base / "events" / group / event):
         return Check(True, f"tracepoint {name}")
     return Check(
         False,
@@ -173,7 +178,7 @@ def check_kprobe(symbol: str, root: Path | None = None) -> Check:
     base = root if root is not None else tracefs_root()
     if base is None:
         return Check(False, "tracefs not mounted", "`make setup`")
-    if not (base / "kprobe_events").exists():
+    if not os.path.exists(base / "kprobe_events"):
         return Check(False, "kprobes not available (CONFIG_KPROBES off)",
                      "use a kernel built with CONFIG_KPROBES=y")
     try:
@@ -191,10 +196,10 @@ def check_headers(release: str | None = None, root: Path = MODULES_ROOT) -> Chec
     """bcc compiles against /lib/modules/RELEASE/build (and kconfig.h, in source/ on Debian)."""
     rel = release or os.uname().release
     mod = root / rel
-    if not (mod / "build" / "Makefile").exists():
+    if not os.path.exists(mod / "build" / "Makefile"):
         return Check(False, f"kernel headers missing: {mod}/build",
                      f"{SETUP_FIX}; it installs linux-headers-{rel} or links the closest ones")
-    if not any((mod / d / "include/linux/kconfig.h").exists() for d in ("build", "source")):
+    if not any(os.path.exists(mod / d / "include/linux/kconfig.h") for d in ("build", "source")):
         return Check(False, f"kernel headers incomplete: no include/linux/kconfig.h under {mod}",
                      f"{SETUP_FIX}; it links {mod}/source to the -common headers")
     return Check(True, f"kernel headers at {(mod / 'build').resolve()}")
@@ -215,6 +220,6 @@ def check_bcc() -> Check:
 
 def check_file(path: Path, what: str, fix: str) -> Check:
     """For pollers: the file or directory they read exists."""
-    if path.exists():
+    if os.path.exists(path):
         return Check(True, f"{what} at {path}")
     return Check(False, f"{what} not found ({path})", fix)

@@ -129,12 +129,20 @@ def open_streams(
     return live
 
 
-def sources_for_plan(plan: Plan, options: Mapping[str, Mapping[str, Any]] | None = None) -> LiveSet:
-    """The live sources a plan needs; unavailable streams make their rules inactive."""
+def sources_for_plan(
+    plan: Plan,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    streams: Iterable[str] | None = None,
+) -> LiveSet:
+    """The live sources a plan needs; unavailable streams make their rules inactive.
+
+    `streams` (default: what the rules read) may add streams rules only look at,
+    such as `explain` candidates; missing ones of those make no rule inactive.
+    """
     opts: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (options or {}).items()}
     floor = latency_floor(plan, "sched.runq")
     if floor:
         opts.setdefault("sched.runq", {}).setdefault("min_latency", floor)
-    live = open_streams(plan.streams, opts)
+    live = open_streams(plan.streams if streams is None else streams, opts)
     live.inactive = inactive_rules(plan.rules, live.unavailable)
     return live

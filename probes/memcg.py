@@ -48,7 +48,7 @@ def _v2_has_memory(path: Path) -> bool:
 
 def default_root(base: Path = CGROUP_FS) -> tuple[Path, int] | None:
     """The hierarchy that holds the memory controller, and its version (1 or 2)."""
-    if (base / "memory" / "memory.usage_in_bytes").exists():
+    if os.path.exists(base / "memory" / "memory.usage_in_bytes"):
         return base / "memory", 1
     for cand in (base, base / "unified"):
         if _v2_has_memory(cand):
@@ -57,7 +57,7 @@ def default_root(base: Path = CGROUP_FS) -> tuple[Path, int] | None:
 
 
 def detect_version(root: Path) -> int:
-    if (root / "memory.usage_in_bytes").exists() or (root / "memory.limit_in_bytes").exists():
+    if any(os.path.exists(root / f) for f in ("memory.usage_in_bytes", "memory.limit_in_bytes")):
         return 1
     return 2
 

@@ -1,17 +1,21 @@
 """oom.kill: victims of the OOM killer, with their memory cgroup and the constraint.
 
-The tracepoint gives pid (and, on newer kernels, comm and RSS); the cgroup comes from
-/proc/<pid>/cgroup, read as soon as the sample is drained (the victim is still
-exiting then). `constraint` is "memcg" when the victim's memory cgroup is not the
-root and that cgroup's own counter of OOM kills (v1 memory.oom_control or v2
-memory.events `oom_kill`) is non-zero; otherwise "global". That is a heuristic: a
-global OOM that picks a task in a cgroup which also had a limit-OOM earlier is
-reported as memcg.
+The tracepoint gives pid, comm and RSS; the cgroup comes from /proc/<pid>/cgroup,
+read as soon as the sample is drained. A victim may be gone by then (its parent
+reaped it); then the invoking task's cgroup is used (in a memcg OOM it charges the
+same cgroup), and failing that the deepest cgroup whose `oom_kill` count rose.
+
+`constraint` is "memcg" when the task that invoked the OOM killer had run memcg
+limit reclaim (vmscan:mm_vmscan_memcg_reclaim_begin) within the last 5 s, which
+is how a cgroup limit OOM starts; otherwise "global". The kernel does not export the
+constraint in any tracepoint, so this is an inference, and documented as one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +26,24 @@ from engine.batch import Batch
 from . import _bcc
 from .drain import BccProbeSource, ProbeSpec
 
-__all__ = ["SPEC", "check", "constraint_of", "decode", "make_source", "memory_cgroup"]
+__all__ = [
+    "CgroupCounters",
+    "OomDecoder",
+    "check",
+    "make_source",
+    "memory_cgroup",
+    "victim_cgroup",
+]
 
-TRACEPOINTS = ("oom:mark_victim",)
+TRACEPOINTS = ("oom:mark_victim", "vmscan:mm_vmscan_memcg_reclaim_begin")
 
 PAYLOAD = np.dtype(
     [
         ("ts", np.uint64),
         ("rss_kb", np.uint64),
         ("pid", np.uint32),
+        ("invoker", np.uint32),
+        ("memcg", np.uint32),
         ("comm", "S16"),
         ("pad", "S4"),
     ],
@@ -74,28 +87,50 @@ def _memory_mounts(mounts: Path = MOUNTS) -> tuple[str | None, str | None]:
     return v1, v2
 
 
-def _oom_kills(cgroup: str, mounts: Path = MOUNTS) -> int:
-    v1, v2 = _memory_mounts(mounts)
-    candidates = []
-    if v1:
-        candidates.append(Path(v1 + cgroup) / "memory.oom_control")
-    if v2:
-        candidates.append(Path(v2 + cgroup) / "memory.events")
-    for path in candidates:
-        try:
-            for line in path.read_text().splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill":
-                    return int(value)
-        except (OSError, ValueError):
-            continue
+def _oom_kills(d: Path, v2: bool) -> int:
+    """The cgroup's OOM-kill count (v1 memory.oom_control, v2 memory.events)."""
+    try:
+        text = (d / ("memory.events" if v2 else "memory.oom_control")).read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            return int(value)
     return 0
 
 
-def constraint_of(cgroup: str, mounts: Path = MOUNTS) -> str:
-    if cgroup not in ("", "/") and _oom_kills(cgroup, mounts) > 0:
-        return "memcg"
-    return "global"
+class CgroupCounters:
+    """Per memory cgroup OOM counters, to see afterwards what an OOM kill touched."""
+
+    def __init__(self, mounts: Path = MOUNTS) -> None:
+        v1, v2 = _memory_mounts(mounts)
+        self.root: Path | None = Path(v1) if v1 else (Path(v2) if v2 else None)
+        self.v2 = v1 is None and v2 is not None
+        self.last = self.scan()
+
+    def scan(self) -> dict[str, int]:
+        if self.root is None:
+            return {}
+        out: dict[str, int] = {}
+        base = str(self.root)
+        for dirpath, _, _ in os.walk(base):
+            rel = dirpath[len(base) :] or "/"
+            out[rel] = _oom_kills(Path(dirpath), self.v2)
+        return out
+
+    def changes(self) -> dict[str, int]:
+        """OOM kills per cgroup since the last call (cgroups with none left out)."""
+        now = self.scan()
+        out = {cg: n - self.last.get(cg, 0) for cg, n in now.items()}
+        self.last = now
+        return {cg: d for cg, d in out.items() if d > 0}
+
+
+def victim_cgroup(changes: dict[str, int]) -> str:
+    """The deepest cgroup whose OOM-kill count rose ("/" when none did)."""
+    hit = [cg for cg, d in changes.items() if d > 0 and cg != "/"]
+    return max(hit, key=lambda cg: cg.count("/")) if hit else "/"
 
 
 def _comm_of(pid: int, fallback: bytes) -> str:
@@ -108,23 +143,42 @@ def _comm_of(pid: int, fallback: bytes) -> str:
         return ""
 
 
-def decode(p: np.ndarray) -> Batch:
-    """Per event (OOM kills are rare): /proc must be read before the victim is gone."""
-    rows = []
-    for rec in p.tolist():
-        ts, rss_kb, pid, comm, _ = rec
-        cgroup = memory_cgroup(pid) or "/"
-        rows.append(
-            {
-                "ts": ts,
-                "pid": pid,
-                "comm": _comm_of(pid, comm),
-                "cgroup": cgroup,
-                "constraint": constraint_of(cgroup),
-                "rss": None if rss_kb == int(_NO_RSS) else rss_kb * 1024,
-            }
-        )
-    return Batch.from_rows("oom.kill", rows)
+class OomDecoder:
+    """Decodes per event (OOM kills are rare): /proc must be read before the victim goes."""
+
+    def __init__(self, counters: CgroupCounters | None = None) -> None:
+        self.counters = counters if counters is not None else CgroupCounters()
+
+    def _fallback_cgroup(self, invoker: int) -> str:
+        cg = memory_cgroup(invoker)
+        if cg not in (None, "/"):
+            return cg
+        for _ in range(10):  # the kernel counts the kill just after marking the victim
+            hit = victim_cgroup(self.counters.changes())
+            if hit != "/":
+                return hit
+            time.sleep(0.002)
+        return "/"
+
+    def __call__(self, p: np.ndarray) -> Batch:
+        recs = p.tolist()
+        cgroups = [memory_cgroup(int(r[2])) for r in recs]  # first, while pids live
+        rows = []
+        for (ts, rss_kb, pid, invoker, memcg, comm, _), cg in zip(recs, cgroups, strict=True):
+            # an exiting task may already show the root: look further then
+            cgroup = cg if cg not in (None, "/") else self._fallback_cgroup(invoker)
+            rows.append(
+                {
+                    "ts": ts,
+                    "pid": pid,
+                    "comm": _comm_of(pid, comm),
+                    "cgroup": cgroup,
+                    "constraint": "memcg" if memcg else "global",
+                    "rss": None if rss_kb == int(_NO_RSS) else rss_kb * 1024,
+                }
+            )
+        self.counters.changes()  # the next fallback compares with now
+        return Batch.from_rows("oom.kill", rows)
 
 
 def _cflags() -> tuple[str, ...]:
@@ -137,7 +191,7 @@ def _cflags() -> tuple[str, ...]:
     return tuple(flags)
 
 
-def _spec() -> ProbeSpec:
+def _spec(decode: Callable[[np.ndarray], Batch]) -> ProbeSpec:
     return ProbeSpec(
         name="oom",
         stream="oom.kill",
@@ -151,12 +205,9 @@ def _spec() -> ProbeSpec:
     )
 
 
-SPEC = _spec()
-
-
 def check() -> tuple[bool, str]:
     return _bcc.probe_check(TRACEPOINTS)
 
 
 def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbeSource:
-    return BccProbeSource(_spec(), options)
+    return BccProbeSource(_spec(OomDecoder()), options)

@@ -236,7 +236,7 @@ def check() -> tuple[bool, str]:
     kp = _kprobe_ok()
     if kp.ok:
         return True, f"kprobe/kretprobe on {SYNC_SYMBOL}"
-    if KSTAT_ROOT.is_dir():
+    if os.path.isdir(KSTAT_ROOT):
         return True, f"polling {KSTAT_ROOT}/<pool>/txgs (no kprobe: {kp.reason})"
     return False, f"no ZFS module loaded ({KSTAT_ROOT} missing)"
 
@@ -306,7 +306,7 @@ def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> Source:
             raise HostError(f"zfs.txg.sync: {kp.message()}")
         return _kprobe_source(options)
     root = Path(options.get("root", KSTAT_ROOT))
-    if not root.is_dir():
+    if not os.path.isdir(root):
         raise HostError(f"zfs.txg.sync: no ZFS module loaded ({root} missing)")
     pools = options.get("pools")
     return KstatTxgSource(

@@ -6,12 +6,14 @@ with file, line, column, the offending line and a hint); nothing else escapes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from ..errors import RuleError, RuleErrors, SourceSpan
 from . import ast
 from .format import format_define, format_expr, format_file, format_rule
 from .loader import compile_sources, expand_paths, read_sources
+from .parse import parse_text as _parse
 from .plan import CompiledRule, Plan
 
 __all__ = [
@@ -26,62 +28,38 @@ __all__ = [
     "parse_text",
 ]
 
+T = TypeVar("T")
 
-def _guarded(fn, *args):
-    """Run a compiler entry point; any failure that is not a RuleErrors is our bug,
-    still reported as a rule error rather than a traceback."""
+
+def _guarded(file: str, fn: Callable[[], T]) -> T:
+    """Run a compiler entry point. Anything but RuleErrors escaping it is a compiler
+    bug, still reported as a rule error (naming `file`) rather than a traceback."""
     try:
-        return fn(*args)
+        return fn()
     except RuleErrors:
         raise
     except RuleError as e:
         raise RuleErrors([e]) from None
     except RecursionError:
-        raise RuleErrors(
-            [RuleError("rule nested too deeply", SourceSpan(_first_file(args), 1, 1))]
-        ) from None
+        raise RuleErrors([RuleError("rule nested too deeply", SourceSpan(file, 1, 1))]) from None
     except Exception as e:  # pragma: no cover - a compiler bug; never a traceback
-        raise RuleErrors(
-            [
-                RuleError(
-                    f"internal error: {type(e).__name__}: {e}", SourceSpan(_first_file(args), 1, 1)
-                )
-            ]
-        ) from None
-
-
-def _first_file(args: tuple[object, ...]) -> str:
-    for a in args:
-        if isinstance(a, str):
-            return a
-        if isinstance(a, list | tuple) and a:
-            first = a[0]
-            if isinstance(first, str):
-                return first
-            if isinstance(first, tuple) and first and isinstance(first[0], str):
-                return first[0]
-    return "<string>"
+        message = f"internal error: {type(e).__name__}: {e}"
+        raise RuleErrors([RuleError(message, SourceSpan(file, 1, 1))]) from None
 
 
 def compile_text(text: str, file: str = "<string>") -> Plan:
     """Compile the text of one rule file."""
-    plan: Plan = _guarded(compile_sources, [(file, text)])
-    return plan
+    return _guarded(file, lambda: compile_sources([(file, text)]))
 
 
 def compile_paths(paths: Sequence[str]) -> Plan:
     """Compile rule files and folders (every *.rules inside, recursively, sorted)."""
 
-    def run(ps: Sequence[str]) -> Plan:
-        return compile_sources(read_sources(expand_paths(ps)))
-
-    plan: Plan = _guarded(run, list(paths))
-    return plan
+    paths = list(paths)
+    first = paths[0] if paths else "<none>"
+    return _guarded(first, lambda: compile_sources(read_sources(expand_paths(paths))))
 
 
 def parse_text(text: str, file: str = "<string>") -> ast.File:
     """Parse without checking names or units; raises RuleErrors on syntax errors."""
-    from .parse import parse_text as _parse
-
-    result: ast.File = _guarded(_parse, text, file)
-    return result
+    return _guarded(file, lambda: _parse(text, file))

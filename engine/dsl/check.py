@@ -42,7 +42,6 @@ AGGREGATES: tuple[str, ...] = tuple(
         "predict",
     ]
 )
-_FIELD_KIND_AGGS = {"sum", "avg", "min", "max", "last", "percentile", "stddev", "delta", "predict"}
 
 _KIND_NAMES = {
     Kind.NUMBER: "a plain number",
@@ -411,6 +410,7 @@ class ExprChecker:
                 raise self.error(
                     f"{field.name} is a string; compare it with a string literal",
                     start_span(node),
+                    f'did you mean "{node.name}"?' if isinstance(node, ast.Name) else "",
                 )
             if op not in ("==", "!="):
                 raise self.error(f"strings compare only with == and !=, not {op}", start_span(node))

@@ -6,7 +6,10 @@ decides what a rule as a whole means and reports every clause that is wrong.
 
 from __future__ import annotations
 
-from ..errors import RuleError
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..errors import RuleError, SourceSpan
 from ..model import CATALOG, resolve_dotted
 from ..units import Kind
 from . import ast, plan
@@ -18,6 +21,7 @@ from .summary import compile_summary
 __all__ = ["SEVERITIES", "compile_rule", "pred_fields"]
 
 SEVERITIES = ("info", "warning", "critical")
+T = TypeVar("T")
 _CORRELATIONS = (ast.Within, ast.Before, ast.After, ast.During)
 _CLAUSE_NAMES = {
     ast.When: "when",
@@ -57,36 +61,34 @@ class _RuleCompiler:
         self.errors: list[RuleError] = []
         self.x = ExprChecker(sources, defines)
 
+    def _sort_clauses(self) -> tuple[dict[type, ast.Clause], ast.Clause | None]:
+        """Each clause by kind, and the correlation clause; repeats are errors."""
+        seen: dict[type, ast.Clause] = {}
+        correlation: ast.Clause | None = None
+        for c in self.rule.clauses:
+            if isinstance(c, _CORRELATIONS):
+                if correlation is not None:
+                    self._err(
+                        "a rule has at most one correlation clause "
+                        "(within ... of, before, after, during)",
+                        c.span,
+                        f"the first one is at line {correlation.span.line}",
+                    )
+                else:
+                    correlation = c
+            elif type(c) in seen:
+                self._err(
+                    f"a rule has one {_CLAUSE_NAMES[type(c)]!r} clause",
+                    c.span,
+                    f"the first one is at line {seen[type(c)].span.line}",
+                )
+            else:
+                seen[type(c)] = c
+        return seen, correlation
+
     def run(self) -> plan.CompiledRule | None:
         rule = self.rule
-        seen: dict[type, ast.Clause] = {}
-        correlation_clause: ast.Clause | None = None
-        for c in rule.clauses:
-            if isinstance(c, _CORRELATIONS):
-                if correlation_clause is not None:
-                    self.errors.append(
-                        self.sources.error(
-                            "a rule has at most one correlation clause "
-                            "(within ... of, before, after, during)",
-                            c.span,
-                            f"the first one is at line {correlation_clause.span.line}",
-                        )
-                    )
-                    continue
-                correlation_clause = c
-                continue
-            if type(c) in seen:
-                name = _CLAUSE_NAMES[type(c)]
-                self.errors.append(
-                    self.sources.error(
-                        f"a rule has one {name!r} clause",
-                        c.span,
-                        f"the first one is at line {seen[type(c)].span.line}",
-                    )
-                )
-                continue
-            seen[type(c)] = c
-
+        seen, correlation_clause = self._sort_clauses()
         when = seen.get(ast.When)
         if not isinstance(when, ast.When):
             self.errors.append(
@@ -132,6 +134,22 @@ class _RuleCompiler:
             else:
                 periodic = self._try(lambda: self._periodic(per_c))
 
+        # (`for` and `periodic` without `over` have said so already.)
+        if (
+            cond is not None
+            and over_c is None
+            and correlation_clause is None
+            and not (for_c or per_c)
+        ):
+            unbounded = [a for a in self.x.aggregates if a.over is None]
+            if unbounded:
+                self._err(
+                    f"{unbounded[0].text} has no window: give the rule 'over D' or a "
+                    "correlation clause (within ... of, before, after, during)",
+                    when.span,
+                    f"e.g. when ... over 1s, or {unbounded[0].text[:-1]} over 1s)",
+                )
+
         agg_streams = {a.stream for a in self.x.aggregates}
         rule_streams = set(agg_streams)
         if correlation is not None:
@@ -139,7 +157,7 @@ class _RuleCompiler:
 
         by: tuple[str, ...] = ()
         by_c = seen.get(ast.By)
-        if isinstance(by_c, ast.By):
+        if isinstance(by_c, ast.By) and cond is not None:
             by = self._try(lambda: self._by(by_c, rule_streams)) or ()
 
         explain = None
@@ -225,23 +243,23 @@ class _RuleCompiler:
 
     # ---- helpers ----
 
-    def _err(self, message: str, span: ast.SourceSpan, hint: str = "") -> None:
+    def _err(self, message: str, span: SourceSpan, hint: str = "") -> None:
         self.errors.append(self.sources.error(message, span, hint))
 
-    def _try(self, fn):
+    def _try(self, fn: Callable[[], T]) -> T | None:
         try:
             return fn()
         except RuleError as e:
             self.errors.append(e)
             return None
 
-    def _stream(self, name: ast.Name) -> str:
+    def _stream(self, name: ast.Name, what: str = "a trigger is a stream") -> str:
         if name.name in CATALOG:
             return name.name
         r = resolve_dotted(name.name)
         if r is not None:
             raise self.sources.error(
-                f"{name.name} is a field; a trigger is a stream", name.span, f"did you mean {r[0]}?"
+                f"{name.name} is a field; {what}", name.span, f"did you mean {r[0]}?"
             )
         raise self.sources.error(
             f"unknown stream {name.name!r}", name.span, did_you_mean(name.name, CATALOG)
@@ -298,7 +316,7 @@ class _RuleCompiler:
         return tuple(out)
 
     def _explain(self, c: ast.Explain) -> plan.ExplainSpec:
-        streams = tuple(self._stream(n) for n in c.streams)
+        streams = tuple(self._stream(n, "explain ranks streams") for n in c.streams)
         within = 1_000_000_000
         if c.within is not None:
             within = self.x.duration(c.within, "explain within", positive=False)
@@ -346,5 +364,8 @@ def compile_rule(
 ) -> tuple[plan.CompiledRule | None, list[RuleError]]:
     """The compiled rule, or None with every error found in it."""
     c = _RuleCompiler(rule, sources, defines)
-    compiled = c.run()
+    try:
+        compiled = c.run()
+    except RecursionError:
+        return None, [sources.error("expression nested too deeply", rule.name.span)]
     return compiled, c.errors

@@ -41,7 +41,7 @@ class Sources:
         lines = self._lines.get(span.file)
         if lines is None or not 1 <= span.line <= len(lines):
             return ""
-        return lines[span.line - 1]
+        return lines[span.line - 1].rstrip("\r")
 
     def error(self, message: str, span: SourceSpan, hint: str = "") -> RuleError:
         return RuleError(message, span, self.line(span), hint)

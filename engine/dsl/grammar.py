@@ -13,6 +13,7 @@ import bisect
 import re
 import string
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +26,9 @@ from .lexer import KEYWORDS, NUMBER_RE, decode_string, normalize_source, parse_n
 __all__ = ["CLAUSE_KEYWORDS", "ParseContext", "SyntaxFailure", "parse_expr", "parse_item"]
 
 # Packrat is off on purpose: the grammar does not backtrack (keyword dispatch, one
-# NAME-or-call atom), and the cache costs more than it saves (measured 450 vs 1030
-# rules/s in bench/bench_compile.py). It would also change every pyparsing user in
-# the process, as the switch is global.
-pp.ParserElement.set_default_whitespace_chars(" \t\r\n\f\v")
+# NAME-or-call atom, flat expressions), and the cache costs more than it saves
+# (bench/bench_compile.py: 1,000 rules in 0.88s CPU with packrat, 0.56s without). It
+# would also change every pyparsing user in the process, as the switch is global.
 
 CLAUSE_KEYWORDS: tuple[str, ...] = tuple(
     [
@@ -107,12 +107,18 @@ def _term(e: pp.ParserElement, name: str) -> pp.ParserElement:
     return e
 
 
+def _drop(s: str, loc: int, t: pp.ParseResults) -> list[Any]:
+    """Drops a matched token; cheaper than Suppress, which costs a parse call of its own."""
+    return []
+
+
 def _kw(word: str) -> pp.ParserElement:
-    return _term(pp.Keyword(word, ident_chars=pp.alphanums + "_"), f"'{word}'").suppress()
+    kw = pp.Keyword(word, ident_chars=pp.alphanums + "_")
+    return _term(kw, f"'{word}'").set_parse_action(_drop)
 
 
-def _lit(sym: str) -> pp.ParserElement:
-    return _term(pp.Literal(sym), f"'{sym}'")
+def _punct(sym: str) -> pp.ParserElement:
+    return _term(pp.Literal(sym), f"'{sym}'").set_parse_action(_drop)
 
 
 class _Dispatch(pp.Token):
@@ -132,6 +138,14 @@ class _Dispatch(pp.Token):
         self.mayReturnEmpty = False
         self.mayIndexError = False
         self.set_name(name)
+
+    def streamline(self) -> pp.ParserElement:
+        # pyparsing flattens nested Ands only in elements it can see; show it ours.
+        if not self.streamlined:
+            super().streamline()
+            for element in self._table.values():
+                element.streamline()
+        return self
 
     def parseImpl(self, instring: str, loc: int, do_actions: bool = True) -> Any:
         m = self._key.match(instring, loc)
@@ -191,9 +205,9 @@ NUMBER.set_parse_action(_number)
 STRING = _term(pp.Regex(r'"(?:[^"\\\n]|\\[^\n])*"'), "a string")
 STRING.set_parse_action(lambda s, loc, t: ast.Str(decode_string(t[0])[0], _CTX.span(loc)))
 
-LPAR = _lit("(").suppress()
-RPAR = _lit(")").suppress()
-COMMA = _lit(",").suppress()
+LPAR = _punct("(")
+RPAR = _punct(")")
+COMMA = _punct(",")
 END_MARK = pp.Empty().leave_whitespace().set_parse_action(lambda s, loc, t: _End(loc))
 
 
@@ -242,65 +256,99 @@ _ATOM_TABLE.update({c: NAME_OR_CALL for c in string.ascii_letters + "_"})
 ATOM = _Dispatch(r".", _ATOM_TABLE, ["a name", "a number", "a string", "'('"], "an expression")
 
 
-def _fold(s: str, loc: int, t: pp.ParseResults) -> Any:
+@dataclass(frozen=True, slots=True)
+class _NotMark:
+    loc: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """A postfix `in (...)` or `matches "..."`, at comparison precedence."""
+
+    kind: str
+    loc: int
+    value: Any
+
+
+# Expressions are parsed flat (operand, operator, operand, ...) and the tree is built
+# by precedence climbing in one parse action: one pyparsing level per operand instead
+# of one per precedence level, which is most of the compile time.
+_PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4}
+_PREC.update({"+": 5, "-": 5, "*": 6, "/": 6})
+_NOT_PREC = 3
+_CMP_PREC = 4
+
+
+def _climb(s: str, loc: int, t: pp.ParseResults) -> Any:
     items = t.as_list()
-    acc = items[0]
-    for k in range(1, len(items), 2):
-        op: _Op = items[k]
-        acc = ast.Binary(op.op, acc, items[k + 1], _CTX.span(op.loc))
-    return acc
+    pos = 0
+
+    def primary() -> Any:
+        nonlocal pos
+        tok = items[pos]
+        pos += 1
+        if isinstance(tok, _NotMark):
+            return ast.Not(expr(_NOT_PREC), _CTX.span(tok.loc))
+        return tok
+
+    def expr(min_prec: int) -> Any:
+        nonlocal pos
+        lhs = primary()
+        while pos < len(items):
+            tok = items[pos]
+            if isinstance(tok, _Tail):
+                if min_prec > _CMP_PREC:
+                    break
+                pos += 1
+                span = _CTX.span(tok.loc)
+                lhs = (
+                    ast.In(lhs, tok.value, span)
+                    if tok.kind == "in"
+                    else ast.Match(lhs, tok.value, span)
+                )
+                continue
+            op: _Op = tok
+            p = _PREC[op.op]
+            if p < min_prec:
+                break
+            pos += 1
+            if op.op in ("and", "or"):
+                parts = [lhs, expr(p + 1)]
+                while pos < len(items) and isinstance(items[pos], _Op) and items[pos].op == op.op:
+                    pos += 1
+                    parts.append(expr(p + 1))
+                lhs = ast.BoolExpr(op.op, tuple(parts), _CTX.span(op.loc))
+            elif p == _CMP_PREC:
+                lhs = ast.Compare(op.op, lhs, expr(p + 1), _CTX.span(op.loc))
+            else:
+                lhs = ast.Binary(op.op, lhs, expr(p + 1), _CTX.span(op.loc))
+        return lhs
+
+    return expr(1)
 
 
-MUL = (ATOM + pp.ZeroOrMore(_op(_term(pp.Regex(r"[*/]"), "an operator")) - ATOM)).set_parse_action(
-    _fold
+NOT_MARK = _term(pp.Keyword("not", ident_chars=pp.alphanums + "_"), "'not'").set_parse_action(
+    lambda s, loc, t: _NotMark(loc)
 )
-ADD = (
-    MUL + pp.ZeroOrMore(_op(_term(pp.Regex(r"\+(?!-)|-"), "an operator")) - MUL)
-).set_parse_action(_fold)
-
-CMPOP = _op(_term(pp.Regex(r"==|!=|<=|>=|<|>"), "a comparison"))
+UNARY = pp.ZeroOrMore(NOT_MARK) + ATOM
+BINOP = _op(
+    _term(pp.Regex(r"==|!=|<=|>=|<|>|\+(?!-)|-|\*|/|(?:and|or)(?![A-Za-z0-9_])"), "an operator")
+)
 LITERAL = NUMBER | STRING
-CMP_TAIL = (
-    (CMPOP - ADD).set_parse_action(_tag("cmp"))
-    | (_kw("in") - LPAR - LITERAL + pp.ZeroOrMore(COMMA - LITERAL) - RPAR).set_parse_action(
-        lambda s, loc, t: _Tag("in", (loc, tuple(t.as_list())))
-    )
-    | (_kw("matches") - STRING).set_parse_action(lambda s, loc, t: _Tag("matches", (loc, t[0])))
+_BINARY = BINOP - UNARY
+_IN = (_kw("in") - LPAR - LITERAL + pp.ZeroOrMore(COMMA - LITERAL) - RPAR).set_parse_action(
+    lambda s, loc, t: _Tail("in", loc, tuple(t.as_list()))
 )
-
-
-def _cmp(s: str, loc: int, t: pp.ParseResults) -> Any:
-    items = t.as_list()
-    if len(items) == 1:
-        return items[0]
-    left, tag = items
-    if tag.name == "cmp":
-        op, right = tag.value
-        return ast.Compare(op.op, left, right, _CTX.span(op.loc))
-    where, value = tag.value
-    if tag.name == "in":
-        return ast.In(left, value, _CTX.span(where))
-    return ast.Match(left, value, _CTX.span(where))
-
-
-CMP = (ADD + pp.Opt(CMP_TAIL)).set_parse_action(_cmp)
-NOT = pp.Forward()
-NOT <<= (_kw("not") - NOT).set_parse_action(lambda s, loc, t: ast.Not(t[0], _CTX.span(loc))) | CMP
-
-
-def _bool(op: str) -> Any:
-    def action(s: str, loc: int, t: pp.ParseResults) -> Any:
-        items = t.as_list()
-        if len(items) == 1:
-            return items[0]
-        return ast.BoolExpr(op, tuple(items), _CTX.span(loc))
-
-    return action
-
-
-AND = (NOT + pp.ZeroOrMore(_kw("and") - NOT)).set_parse_action(_bool("and"))
-OR = (AND + pp.ZeroOrMore(_kw("or") - AND)).set_parse_action(_bool("or"))
-EXPR <<= OR
+_MATCHES = (_kw("matches") - STRING).set_parse_action(lambda s, loc, t: _Tail("matches", loc, t[0]))
+_TAIL_TABLE: dict[str, pp.ParserElement] = dict.fromkeys(_PREC, _BINARY)
+_TAIL_TABLE.update({"in": _IN, "matches": _MATCHES})
+TAIL = _Dispatch(
+    r"==|!=|<=|>=|<|>|\+(?!-)|-|\*|/|[a-z]+",
+    _TAIL_TABLE,
+    ["an operator", "'and'", "'or'", "'in'", "'matches'"],
+    "an operator",
+)
+EXPR <<= (UNARY + pp.ZeroOrMore(TAIL)).set_parse_action(_climb)
 
 # ---- clauses ----
 
@@ -335,7 +383,7 @@ def _labels(items: list[Any], span: SourceSpan) -> ast.Labels:
     return ast.Labels(pairs, span)
 
 
-PM = _term(pp.Regex(r"±|\+-"), "'±'").suppress()
+PM = _term(pp.Regex(r"±|\+-"), "'±'").set_parse_action(_drop)
 _CLAUSES = [
     _clause(_kw("when") - EXPR, lambda t, sp: ast.When(t[0], sp)),
     _clause(_kw("within") - NUMBER - _kw("of") - TRIGGER, lambda t, sp: ast.Within(t[0], t[1], sp)),
@@ -372,9 +420,9 @@ _CLAUSES = [
     _clause(
         _kw("labels")
         - PLAIN_NAME
-        - _lit("=").suppress()
+        - _punct("=")
         - STRING
-        + pp.ZeroOrMore(COMMA - PLAIN_NAME - _lit("=").suppress() - STRING),
+        + pp.ZeroOrMore(COMMA - PLAIN_NAME - _punct("=") - STRING),
         _labels,
     ),
 ]
@@ -399,11 +447,12 @@ def _rule(s: str, loc: int, t: pp.ParseResults) -> ast.Rule:
 
 
 RULE = (_kw("rule") - NAME + pp.Opt(STRING) + pp.ZeroOrMore(CLAUSE) + END).set_parse_action(_rule)
-DEFINE = (_kw("define") - PLAIN_NAME - _lit("=").suppress() - EXPR + END).set_parse_action(
+DEFINE = (_kw("define") - PLAIN_NAME - _punct("=") - EXPR + END).set_parse_action(
     lambda s, loc, t: ast.Define(t[0], t[1], _CTX.span(loc))
 )
-ITEM = RULE | DEFINE
-EXPR_ONLY = EXPR + END
+# Tabs stay tabs: pyparsing would otherwise expand them, moving columns and strings.
+ITEM = (RULE | DEFINE).parse_with_tabs()
+EXPR_ONLY = (EXPR + END).parse_with_tabs()
 
 
 _RECURSION_ROOM = 2000
@@ -426,7 +475,15 @@ class SyntaxFailure:
     expected: frozenset[str]
 
 
+_LOCK = threading.RLock()  # the parse context and failure tracker are module state
+
+
 def _run(element: pp.ParserElement, text: str, ctx: ParseContext) -> Any:
+    with _LOCK:
+        return _run_locked(element, text, ctx)
+
+
+def _run_locked(element: pp.ParserElement, text: str, ctx: ParseContext) -> Any:
     global _CTX
     _CTX = ctx
     _T.loc = -1
@@ -438,7 +495,9 @@ def _run(element: pp.ParserElement, text: str, ctx: ParseContext) -> Any:
     try:
         return element.parse_string(text, parse_all=False)[0]
     except pp.ParseBaseException as e:
-        if _T.loc >= e.loc:
+        # Every terminal records its failures; pyparsing's own position can be past
+        # the token (a Keyword reports the end of `of` in `off`).
+        if _T.loc >= 0:
             return SyntaxFailure(_T.loc, frozenset(_T.expected))
         element_name = getattr(e.parser_element, "customName", None)
         return SyntaxFailure(e.loc, frozenset({element_name or "something else"}))

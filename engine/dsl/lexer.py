@@ -86,7 +86,6 @@ _NUM_BODY = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 NUMBER_RE = rf"-?{_NUM_BODY}(?:{UNIT_ALTERNATION})?(?![A-Za-z0-9_µμ])"
 _NUMBER = re.compile(rf"(?P<neg>-?)(?P<num>{_NUM_BODY})(?P<unit>{UNIT_ALTERNATION})?\Z")
 
-NAME_CHARS = "A-Za-z0-9_"
 _TOKEN = re.compile(
     r"""
     (?P<nl>\n)
@@ -127,7 +126,7 @@ def tokenize(text: str) -> tuple[list[Token], list[LexError]]:
 
 
 def tokenize_with_comments(text: str) -> tuple[list[Token], list[LexError], list[tuple[int, int]]]:
-    """As `tokenize`, plus the (start, end) offsets of every comment."""
+    """As `tokenize`, plus the (start, end) offsets of every comment (and of \\f \\v runs)."""
     comments: list[tuple[int, int]] = []
     tokens: list[Token] = []
     errors: list[LexError] = []
@@ -143,7 +142,8 @@ def tokenize_with_comments(text: str) -> tuple[list[Token], list[LexError], list
         kind = m.lastgroup or "bad"
         end = m.end()
         if kind in ("nl", "ws", "comment"):
-            if kind == "comment":
+            # Comments, and whitespace pyparsing would not skip, are blanked for it.
+            if kind == "comment" or (kind == "ws" and ("\f" in m.group(0) or "\v" in m.group(0))):
                 comments.append((pos, end))
             space = True
             pos = end

@@ -16,7 +16,7 @@ from .compile import compile_rule, pred_fields
 from .diag import Sources
 from .parse import parse_file
 
-__all__ = ["compile_files", "compile_sources", "expand_paths", "read_sources"]
+__all__ = ["compile_sources", "expand_paths", "read_sources"]
 
 _FIELD_NAMES = frozenset(f for spec in CATALOG.values() for f in spec.fields)
 
@@ -43,7 +43,7 @@ def read_sources(files: Sequence[str]) -> list[tuple[str, str]]:
     errors: list[RuleError] = []
     for f in files:
         try:
-            with open(f, encoding="utf-8") as fh:
+            with open(f, encoding="utf-8-sig") as fh:
                 out.append((f, fh.read()))
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -188,7 +188,3 @@ def _fields(rules: Sequence[plan.CompiledRule]) -> dict[str, frozenset[str]]:
             carried = CATALOG[stream].fields
             out.setdefault(stream, set()).update(k for k in r.by if k in carried)
     return {s: frozenset(f) for s, f in sorted(out.items())}
-
-
-def compile_files(paths: Sequence[str]) -> plan.Plan:
-    return compile_sources(read_sources(expand_paths(paths)))

@@ -57,11 +57,13 @@ def describe_failure(fail: SyntaxFailure, found: Token | None, at_end: str) -> t
             words.extend(CLAUSE_KEYWORDS)
         if word in KEYWORDS and "a name" in fail.expected:
             hint = f"{word!r} is a keyword and cannot be used as a name"
+        elif word.lower() in words:
+            hint = f"keywords are lower case: {word.lower()}"
         else:
             best = suggest(word, [w for w in words if w.isalpha()])
             if best:
                 hint = f"did you mean {best}?"
-    elif found is not None and found.text == "=" and "a comparison" in fail.expected:
+    elif found is not None and found.text == "=" and "an operator" in fail.expected:
         hint = "use == to compare"
     return message, hint
 
@@ -157,9 +159,11 @@ def _syntax_error(
             here = ctx.span_at(pos)
             there = ctx.span_at(opener.start)
             if here.line > there.line:
-                found_text = found.text if found is not None and found_i < hi else "end"
+                found_text = (
+                    repr(found.text) if found is not None and found_i < hi else "the end of the rule"
+                )
                 return sources.error(
-                    f"unclosed '(': expected ')' before {found_text!r} on line {here.line}",
+                    f"unclosed '(': expected ')' before {found_text} on line {here.line}",
                     there,
                 )
     return sources.error(message, ctx.span_at(pos), hint)

@@ -17,14 +17,14 @@ import numpy as np
 
 from ..batch import Batch
 from ..dsl.plan import CompiledRule, Plan
-from ..findings import Evidence, ExplainEntry, Finding, Histogram
+from ..findings import ExplainEntry, Finding
 from ..model import CATALOG
-from .explain import merge_intervals, rank
-from .histogram import histogram
+from .evidence import evidence_for
+from .explain import rank
 from .occurrences import OccurrenceLog
 from .periodic import PeriodicDetector
 from .predicates import pred_mask
-from .scope import Reader, RuleScope, eval_cond
+from .scope import RuleScope, eval_cond
 from .streams import KeyRegistry, StreamStore
 from .summary import render_summary
 from .triggers import Occurrence, PendingTriggers, trigger_windows
@@ -35,6 +35,7 @@ __all__ = ["Evaluator"]
 _MAX_EPISODES = 4096
 _INF = math.inf
 _END_OF_INPUT = 2**63 - 1
+_FLUSH_ROWS = 65536  # buffered rows per stream before ingesting regardless
 
 
 @dataclass(slots=True)
@@ -78,7 +79,14 @@ class Evaluator:
             self._rules.append(self._setup_rule(rule))
         for st in self._stores.values():
             st.freeze()
+        self._rule_order = {r.name: i for i, r in enumerate(plan.rules)}
         self.retention = max((r.reach for r in self._rules), default=0) + margin
+        # Per stream: only as long as the rules reading it need (lost: the longest).
+        self._retention = {name: margin for name in self._stores}
+        self._retention["lost"] = self.retention
+        for rs in self._rules:
+            for name in rs.rule.streams:
+                self._retention[name] = max(self._retention[name], rs.reach + margin)
         # Explain: occurrence logs of candidate streams (None: every stream seen).
         self._explain_all = any(r.explain is not None and not r.explain.streams for r in plan.rules)
         self._explain_streams = {s for r in plan.rules if r.explain for s in r.explain.streams}
@@ -89,6 +97,8 @@ class Evaluator:
         self._first_ts: int | None = None
         self._last_emit: int | None = None
         self._last_expiry: int | float = -_INF
+        self._dirty: set[StreamStore] = set()
+        self._due: int | float = _INF  # earliest step or trigger window end pending
         self._stats = {
             "events": 0,
             "ignored_events": 0,
@@ -148,12 +158,32 @@ class Evaluator:
             log.add(batch.ts, batch.end)
         if store is None:
             return
-        store.ingest(batch)
+        store.add(batch)
+        self._dirty.add(store)
+        if store.pending_rows >= _FLUSH_ROWS:
+            store.flush()
         for rs in self._readers_of.get(batch.stream, ()):
             assert rs.sliding is not None
             rs.sliding.start(first)
+            if rs.sliding.next_step is not None and rs.sliding.next_step < self._due:
+                self._due = rs.sliding.next_step
         for rs in self._triggers_of.get(batch.stream, ()):
             self._add_triggers(rs, batch)
+
+    def _flush(self) -> None:
+        """Ingest buffered batches: history is only read when something is due."""
+        for st in self._dirty:
+            st.flush()
+        self._dirty.clear()
+
+    def _earliest_due(self) -> int | float:
+        due: int | float = _INF
+        for rs in self._rules:
+            if rs.sliding is not None and rs.sliding.next_step is not None:
+                due = min(due, rs.sliding.next_step)
+            elif rs.pending is not None:
+                due = min(due, rs.pending.earliest_end())
+        return due
 
     def _add_triggers(self, rs: _Rule, batch: Batch) -> None:
         corr = rs.rule.correlation
@@ -177,6 +207,7 @@ class Evaluator:
         late = int(np.count_nonzero(ends <= self._wm))
         self._stats["late_triggers"] += late
         rs.pending.add(starts, ends, b, tvals)
+        self._due = min(self._due, int(ends.min()))
 
     # ---- evaluation ----
     def advance(self, watermark: int) -> list[Finding]:
@@ -188,7 +219,7 @@ class Evaluator:
             return self.finish()
         if watermark > self._wm:
             self._wm = watermark
-        out = self._evaluate(self._wm, self._wm)
+        out = self._evaluate(self._wm, self._wm) if self._wm >= self._due else []
         self._maybe_expire()
         return out
 
@@ -202,6 +233,7 @@ class Evaluator:
         return out
 
     def _evaluate(self, step_limit: int | float, trigger_limit: int | float) -> list[Finding]:
+        self._flush()
         out: list[Finding] = []
         for rs in self._rules:
             if rs.sliding is not None:
@@ -210,8 +242,10 @@ class Evaluator:
                 assert rs.pending is not None
                 for occ in rs.pending.pop_due(trigger_limit):
                     self._eval_trigger(rs, occ, out)
-        out.sort(key=lambda f: f.ts)
+        # Deterministic whatever the batching: by time, then rule, then key.
+        out.sort(key=lambda f: (f.ts, self._rule_order[f.rule], repr(list(f.key.values()))))
         self._stats["findings"] += len(out)
+        self._due = self._earliest_due()
         return out
 
     def _run_steps(self, rs: _Rule, limit: int | float, out: list[Finding]) -> None:
@@ -228,16 +262,16 @@ class Evaluator:
                 sl.update(t, groups, np.zeros(0, dtype=bool))
                 sl.next_step = self._next_busy_step(rs, t, limit)
                 continue
-            vals = scope.agg_values(t - over, t, None, groups, sliding=True)
+            vals = scope.agg_values(t - over, t, None, groups, tick=self.tick)
             held = eval_cond(rs.rule.cond, vals, groups.shape[0])
             outcome = sl.update(t, groups, held)
             codes = groups.tolist()
             pos = {c: i for i, c in enumerate(codes)} if (outcome.started or outcome.ready) else {}
             for c in outcome.started:
                 self._episode(rs, t, pos[c], c, vals, out)
-            if rs.rule.periodic is None:
-                for c in outcome.ready:
-                    self._fire(rs, t - over, t, pos[c], c, vals, None, out)
+            if rs.rule.periodic is None and outcome.ready:
+                fire = [(pos[c], c, None) for c in outcome.ready]
+                self._fire(rs, t - over, t, fire, vals, None, out)
             if self._settled(rs, groups, held) and self._idle(rs, t):
                 sl.next_step = self._next_busy_step(rs, t, limit)
             else:
@@ -295,7 +329,7 @@ class Evaluator:
         hit = det.episode(t)
         if hit is not None:
             over = rs.rule.over or 0
-            self._fire(rs, t - over, t, i, code, vals, None, out, periodic=hit)
+            self._fire(rs, t - over, t, [(i, code, hit)], vals, None, out)
 
     def _eval_trigger(self, rs: _Rule, occ: Occurrence, out: list[Finding]) -> None:
         scope = rs.scope
@@ -307,8 +341,9 @@ class Evaluator:
         vals = scope.agg_values(ws, we, occ.tvals, groups)
         held = eval_cond(rs.rule.cond, vals, groups.shape[0])
         codes = groups.tolist()
-        for i in np.flatnonzero(held).tolist():
-            self._fire(rs, ws, we, i, codes[i], vals, occ, out)
+        fire = [(i, codes[i], None) for i in np.flatnonzero(held).tolist()]
+        if fire:
+            self._fire(rs, ws, we, fire, vals, occ, out)
 
     # ---- findings ----
     def _fire(
@@ -316,46 +351,62 @@ class Evaluator:
         rs: _Rule,
         ws: int,
         we: int,
-        i: int,
-        code: int,
+        fire: list[tuple[int, int, tuple[int, list[int]] | None]],
         vals: list[np.ndarray],
         occ: Occurrence | None,
         out: list[Finding],
-        periodic: tuple[int, list[int]] | None = None,
     ) -> None:
+        """Findings of one window for each (group position, key code, periodic hit).
+
+        Work shared by the keys (rows for evidence, lost, trigger) is done once, so a
+        burst of findings costs little more than their histograms.
+        """
         rule = rs.rule
         tvals = occ.tvals if occ is not None else None
-        key = rs.scope.key_of(code, tvals)
-        kt = tuple(key.values())
-        if rule.cooldown > 0:
-            prev = rs.cooldown.get(kt)
-            if prev is not None and we - prev < rule.cooldown:
-                self._stats["suppressed"] += 1
-                return
-            rs.cooldown[kt] = we
-        agg = [_none_if_nan(float(v[i])) for v in vals]
+        keep: list[tuple[int, int, tuple[int, list[int]] | None, dict[str, Any]]] = []
+        for i, code, hit in fire:
+            key = rs.scope.key_of(code, tvals)
+            kt = tuple(key.values())
+            if rule.cooldown > 0:
+                prev = rs.cooldown.get(kt)
+                if prev is not None and we - prev < rule.cooldown:
+                    self._stats["suppressed"] += 1
+                    continue
+                rs.cooldown[kt] = we
+            keep.append((i, code, hit, key))
+        if not keep:
+            return
+        exclude = None
+        if occ is not None and rs.pending is not None:
+            exclude = rs.pending.others(occ.seq, ws - rule.baseline, ws)
+        evidence = evidence_for(rs.scope, ws, we, [k[1] for k in keep], tvals, exclude)
         trigger = occ.event() if occ is not None else None
-        if occ is not None and rule.explain is not None:
-            rs.episodes.setdefault(kt, deque(maxlen=_MAX_EPISODES)).append(ws)
-        f = Finding(
-            rule=rule.name,
-            severity=rule.severity,
-            ts=we,
-            window=(ws, we),
-            key=key,
-            values={a.text: agg[j] for j, a in enumerate(rule.aggregates) if a.in_cond},
-            trigger=trigger,
-            evidence=self._evidence(rs, ws, we, code, occ),
-            summary=render_summary(rule, agg, key, trigger),
-            lost=self._lost(ws, we),
-            labels=dict(rule.labels) if rule.labels else None,
-            description=rule.description or None,
-        )
-        if periodic is not None:
-            f.period, f.episodes = periodic[0], list(periodic[1])
-        if rule.explain is not None:
-            f.explain = self._explain(rs, kt, we)
-        out.append(f)
+        lost = self._lost(ws, we)
+        labels = dict(rule.labels) if rule.labels else None
+        for (i, _, hit, key), ev in zip(keep, evidence, strict=True):
+            kt = tuple(key.values())
+            if occ is not None and rule.explain is not None:
+                rs.episodes.setdefault(kt, deque(maxlen=_MAX_EPISODES)).append(ws)
+            agg = [_none_if_nan(float(v[i])) for v in vals]
+            f = Finding(
+                rule=rule.name,
+                severity=rule.severity,
+                ts=we,
+                window=(ws, we),
+                key=key,
+                values={a.text: agg[j] for j, a in enumerate(rule.aggregates) if a.in_cond},
+                trigger=trigger,
+                evidence=ev,
+                summary=render_summary(rule, agg, key, trigger, hit[0] if hit else None),
+                lost=lost,
+                labels=labels,
+                description=rule.description or None,
+            )
+            if hit is not None:
+                f.period, f.episodes = hit[0], list(hit[1])
+            if rule.explain is not None:
+                f.explain = self._explain(rs, kt, we)
+            out.append(f)
 
     def _lost(self, ws: int, we: int) -> int:
         h = self._stores["lost"].history
@@ -363,42 +414,6 @@ class Evaluator:
         i, j = h.span(ws, we)
         c = h.col(self._lost_col)[i:j]
         return int(np.nansum(c)) if j > i else 0
-
-    def _group_rows(
-        self, r: Reader, code: int, vals: np.ndarray, codes: np.ndarray | None, scope: RuleScope
-    ) -> np.ndarray:
-        """Rows of one key: the finding's group, projected on the fields r carries."""
-        if codes is None or r.gcol is None:
-            return vals
-        want = code
-        if not r.full:
-            want = int(scope._partial_codes(r, np.array([code]))[0])
-        return vals[codes == want]
-
-    def _evidence(
-        self, rs: _Rule, ws: int, we: int, code: int, occ: Occurrence | None
-    ) -> dict[str, Evidence]:
-        scope = rs.scope
-        tvals = occ.tvals if occ is not None else None
-        out: dict[str, Evidence] = {}
-        b0 = ws - rs.rule.baseline
-        for stream, fld, r in scope.evidence:
-            _, v, c = r.rows(ws, we, tvals)
-            assert v is not None
-            window = histogram(self._group_rows(r, code, v, c, scope))
-            bts, bv, bc = r.rows(b0, ws, tvals, open_hi=True)
-            assert bv is not None
-            if occ is not None and rs.pending is not None and bts.shape[0]:
-                s, e = rs.pending.others(occ.seq, b0, ws)
-                if s.shape[0]:
-                    ms, me = merge_intervals(s, e)
-                    k = np.searchsorted(ms, bts, "right") - 1
-                    inside = (k >= 0) & (bts <= me[np.maximum(k, 0)])
-                    bv = bv[~inside]
-                    bc = None if bc is None else bc[~inside]
-            base: Histogram = histogram(self._group_rows(r, code, bv, bc, scope))
-            out[f"{stream}.{fld}"] = Evidence(window=window, baseline=base)
-        return out
 
     def _explain(self, rs: _Rule, kt: tuple[Any, ...], ts: int) -> list[ExplainEntry]:
         spec = rs.rule.explain
@@ -426,15 +441,19 @@ class Evaluator:
         ):
             return
         self._last_expiry = wm
-        cutoff = int(wm) - self.retention
+        self._flush()
+        cutoffs = {name: int(wm) - r for name, r in self._retention.items()}
         for rs in self._rules:
             if rs.pending is not None:
                 early = rs.pending.earliest_start()
                 if early is not None:
-                    cutoff = min(cutoff, early - rs.reach)
-        for st in self._stores.values():
+                    for name in rs.rule.streams:
+                        cutoffs[name] = min(cutoffs[name], early - rs.reach)
+        for name, st in self._stores.items():
             if st.history is not None:
-                st.history.expire(cutoff)
+                st.history.expire(cutoffs[name])
+        # A code may go once no stream can hold a row carrying it.
+        cutoff = min(cutoffs.values())
         for ki in self._keys.values():
             ki.release_before(cutoff)
         for rs in self._rules:
@@ -453,6 +472,7 @@ class Evaluator:
                 rs.episodes = {k: e for k, e in rs.episodes.items() if e and wm - e[-1] < horizon}
 
     def stats(self) -> dict[str, int]:
+        self._flush()
         s = dict(self._stats)
         s["keys_alive"] = sum(len(k) for k in self._keys.values())
         s["rows_retained"] = sum(
@@ -460,4 +480,7 @@ class Evaluator:
         )
         s["pending_triggers"] = sum(len(r.pending) for r in self._rules if r.pending is not None)
         s["run_states"] = sum(len(r.sliding.runs) for r in self._rules if r.sliding is not None)
+        s["key_states"] = sum(
+            len(r.cooldown) + len(r.periodic) + len(r.episodes) for r in self._rules
+        )
         return s

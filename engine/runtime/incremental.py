@@ -1,21 +1,49 @@
-"""Sorted values of a sliding window, updated by the rows that enter and leave it.
+"""Sorted values of a sliding window per key, updated by the rows entering and leaving.
 
 A percentile over a long `over` (p50 over 5m at every 100ms step) would otherwise
 re-select among every row of the window at each step. Steps only move forward, so
-the window's sorted values change by a few rows at each end: O(rows moved) work
-plus one linear merge instead of a selection over the whole window.
+each key's sorted values change by a few rows at each end: O(rows moved) work plus
+one linear copy per changed key instead of a selection over the whole window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["SortedWindow"]
+from .aggregates import percentile_rank
 
-# (lo, hi, open_hi) -> values of the rows in [lo, hi] (or [lo, hi)), ts order
-RowValues = Callable[[int, int, bool], np.ndarray]
+__all__ = ["RunningSums", "SortedWindow"]
+
+# (lo, hi, open_hi) -> (values, key codes or None) of the rows in [lo, hi] or [lo, hi)
+RowValues = Callable[[int, int, bool], tuple[np.ndarray, np.ndarray | None]]
+
+
+def _split(values: np.ndarray, codes: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:
+    """(code, sorted values) per key; code 0 when rows are not keyed."""
+    if codes is None:
+        yield 0, np.sort(values)
+        return
+    if codes.shape[0] == 0:
+        return
+    order = np.lexsort((values, codes))
+    cs, vs = codes[order], values[order]
+    cuts = np.flatnonzero(cs[1:] != cs[:-1]) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [cs.shape[0]]))
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        yield int(cs[a]), vs[a:b]
+
+
+def _without(v: np.ndarray, leaving: np.ndarray) -> np.ndarray | None:
+    """v minus one occurrence of each value of leaving (both sorted); None if one is missing."""
+    pos = np.searchsorted(v, leaving, "left")
+    # Equal values leaving together take consecutive positions.
+    pos = pos + (np.arange(leaving.shape[0]) - np.searchsorted(leaving, leaving, "left"))
+    if pos[-1] >= v.shape[0] or not np.array_equal(v[pos], leaving):
+        return None
+    return np.delete(v, pos)
 
 
 class SortedWindow:
@@ -23,38 +51,118 @@ class SortedWindow:
         self._lo: int | None = None
         self._hi = 0
         self._version = -1
-        self.values = np.empty(0, dtype=np.float64)
+        self.groups: dict[int, np.ndarray] = {}
 
-    def update(self, rows: RowValues, lo: int, hi: int, version: int) -> np.ndarray:
-        """The sorted values of the rows in [lo, hi].
+    def update(self, rows: RowValues, lo: int, hi: int, version: int) -> None:
+        """Make the window [lo, hi].
 
         `version` changes whenever rows were inserted behind the newest row (late or
         out-of-order data); the window is then rebuilt rather than patched.
         """
         plo = self._lo
-        if plo is None or version != self._version or lo < plo or hi < self._hi or lo > self._hi:
-            self.values = np.sort(rows(lo, hi, False))
+        fresh = plo is None or version != self._version
+        if fresh or plo is None or lo < plo or hi < self._hi or lo > self._hi:
+            self._rebuild(rows, lo, hi)
         else:
-            leaving = np.sort(rows(plo, lo, True)) if lo > plo else None
-            if leaving is not None and leaving.shape[0] and not self._remove(leaving):
-                self.values = np.sort(rows(lo, hi, False))
-                self._lo, self._hi, self._version = lo, hi, version
-                return self.values
-            if hi > self._hi:
-                entering = rows(self._hi + 1, hi, False)
-                if entering.shape[0]:
-                    merged = np.concatenate((self.values, np.sort(entering)))
-                    self.values = np.sort(merged, kind="stable")  # two sorted runs: linear
+            if lo > plo and not self._remove(*rows(plo, lo, True)):
+                self._rebuild(rows, lo, hi)
+            elif hi > self._hi:
+                self._insert(*rows(self._hi + 1, hi, False))
         self._lo, self._hi, self._version = lo, hi, version
-        return self.values
 
-    def _remove(self, leaving: np.ndarray) -> bool:
-        """Delete one occurrence of each value (sorted); False if one is missing."""
-        v = self.values
-        pos = np.searchsorted(v, leaving, "left")
-        # Equal values leaving together take consecutive positions.
-        pos = pos + (np.arange(leaving.shape[0]) - np.searchsorted(leaving, leaving, "left"))
-        if pos.shape[0] and (pos[-1] >= v.shape[0] or not np.array_equal(v[pos], leaving)):
-            return False
-        self.values = np.delete(v, pos)
+    def _rebuild(self, rows: RowValues, lo: int, hi: int) -> None:
+        v, c = rows(lo, hi, False)
+        self.groups = {code: vals for code, vals in _split(v, c) if vals.shape[0]}
+
+    def _remove(self, values: np.ndarray, codes: np.ndarray | None) -> bool:
+        if values.shape[0] == 0:
+            return True
+        for code, leaving in _split(values, codes):
+            v = self.groups.get(code)
+            rest = None if v is None else _without(v, leaving)
+            if rest is None:
+                return False
+            if rest.shape[0]:
+                self.groups[code] = rest
+            else:
+                del self.groups[code]
         return True
+
+    def _insert(self, values: np.ndarray, codes: np.ndarray | None) -> None:
+        if values.shape[0] == 0:
+            return
+        for code, entering in _split(values, codes):
+            v = self.groups.get(code)
+            if v is None:
+                self.groups[code] = entering
+            else:
+                self.groups[code] = np.insert(v, np.searchsorted(v, entering), entering)
+
+    def percentile(self, q: float, codes: np.ndarray) -> np.ndarray:
+        """Nearest-rank percentile per requested key code (NaN for an empty key)."""
+        out = np.full(codes.shape[0], np.nan)
+        for i, c in enumerate(codes.tolist()):
+            v = self.groups.get(c)
+            if v is not None:
+                n = v.shape[0]
+                out[i] = v[int(percentile_rank(q, np.array([n]))[0]) - 1]
+        return out
+
+
+# (lo, hi, open_hi) -> (values or None for counting, key codes or None)
+RowSums = Callable[[int, int, bool], tuple[np.ndarray | None, np.ndarray | None]]
+
+
+class RunningSums:
+    """Count and sum per key of a sliding window, patched by the rows entering and leaving.
+
+    Field values are integers (ns, bytes, counts) well below 2**53, so sums stay exact
+    in float64 however many rows come and go.
+    """
+
+    def __init__(self) -> None:
+        self._lo: int | None = None
+        self._hi = 0
+        self._version = -1
+        self.n = np.zeros(1)
+        self.s = np.zeros(1)
+
+    def _add(self, values: np.ndarray | None, codes: np.ndarray | None, sign: float) -> None:
+        if codes is not None:
+            c = codes
+        elif values is not None:
+            c = np.zeros(values.shape[0], dtype=np.int64)
+        else:
+            raise ValueError("rows need values or codes")
+        if c.shape[0] == 0:
+            return
+        size = int(c.max()) + 1
+        if size > self.n.shape[0]:
+            self.n = np.pad(self.n, (0, size - self.n.shape[0]))
+            self.s = np.pad(self.s, (0, size - self.s.shape[0]))
+        m = self.n.shape[0]
+        self.n += sign * np.bincount(c, minlength=m)
+        if values is not None:
+            self.s += sign * np.bincount(c, weights=values, minlength=m)
+
+    def update(self, rows: RowSums, lo: int, hi: int, version: int) -> None:
+        """Make the window [lo, hi] (rebuilt when rows were inserted out of order)."""
+        plo = self._lo
+        if plo is None or version != self._version or lo < plo or hi < self._hi or lo > self._hi:
+            self.n, self.s = np.zeros(1), np.zeros(1)
+            self._add(*rows(lo, hi, False), 1.0)
+        else:
+            if lo > plo:
+                self._add(*rows(plo, lo, True), -1.0)
+            if hi > self._hi:
+                self._add(*rows(self._hi + 1, hi, False), 1.0)
+        self._lo, self._hi, self._version = lo, hi, version
+
+    def at(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(count, sum) per requested key code."""
+        ok = codes < self.n.shape[0]
+        n = np.zeros(codes.shape[0])
+        s = np.zeros(codes.shape[0])
+        n[ok] = self.n[codes[ok]]
+        s[ok] = self.s[codes[ok]]
+        return n, s

@@ -21,12 +21,25 @@ class OccurrenceLog:
         self._starts: list[np.ndarray] = []
         self._ends: list[np.ndarray] = []
         self._n = 0
+        self._raw: list[tuple[np.ndarray, np.ndarray]] = []
+        self._raw_rows = 0
 
     def __len__(self) -> int:
-        return self._n
+        return self._n + self._raw_rows
 
     def add(self, ts: np.ndarray, end: np.ndarray | None) -> None:
-        e = ts if end is None else end
+        """Buffer occurrences; merged in bulk once enough have arrived."""
+        self._raw.append((ts, ts if end is None else end))
+        self._raw_rows += int(ts.shape[0])
+        if len(self._raw) >= 256:
+            self._absorb()
+
+    def _absorb(self) -> None:
+        if not self._raw:
+            return
+        ts = np.concatenate([r[0] for r in self._raw])
+        e = np.concatenate([r[1] for r in self._raw])
+        self._raw, self._raw_rows = [], 0
         lo, hi = merge_intervals(ts - self._half, e + self._half)
         self._starts.append(lo + self._half)
         self._ends.append(hi - self._half)
@@ -41,6 +54,7 @@ class OccurrenceLog:
         self._starts, self._ends, self._n = [s], [e], int(s.shape[0])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        self._absorb()
         if not self._starts:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         if len(self._starts) > 1:

@@ -10,8 +10,8 @@ form the groups, taken from the condition streams that carry all of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +20,18 @@ import numpy as np
 from ..dsl.plan import AggRef, AggSpec, Arith, BoolOp, Compare, CompiledRule, Cond, Not, Num, Pred
 from ..dsl.plan import ValueExpr as ValueExprT
 from ..model import CATALOG
-from .aggregates import aggregate, percentile_rank
+from ..units import Kind
+from .aggregates import aggregate
 from .history import History
-from .incremental import SortedWindow
+from .incremental import RunningSums, SortedWindow
 from .keys import KeyIndex
 from .streams import KeyRegistry, StreamStore
 
 __all__ = ["Reader", "RuleScope", "eval_cond", "eval_value"]
 
 _MAX_PRODUCT = 10_000  # groups made of combinations, per window
+_SUMMED = frozenset({"count", "rate", "sum", "avg"})
+_LONG_WINDOW_STEPS = 50  # keyed percentiles are kept sorted over windows this many ticks long
 
 
 @dataclass(slots=True)
@@ -78,7 +81,8 @@ class Reader:
             code = -1
             if tvals is not None and all(f in tvals for f in self.tfields):
                 code = self.tindex.lookup(tuple(tvals[f] for f in self.tfields))
-            ok = h.col(self.tcol)[i:j] == code
+            # An unknown trigger value (or one the trigger lacks) matches no row.
+            ok = h.col(self.tcol)[i:j] == code if code >= 0 else np.zeros(j - i, dtype=bool)
             keep = ok if keep is None else keep & ok
         codes = None
         if self.gcol is not None:
@@ -138,16 +142,21 @@ class RuleScope:
                 (stream, field, self._reader(stores[stream], stream, field, where, keys))
             )
         self._sorted: dict[int, SortedWindow] = {}
+        self._sums: dict[int, RunningSums] = {}
         # Reach of the condition's windows before the rule's window start.
         self.reach = max((a.over or 0 for a in rule.aggregates), default=0)
 
     def evidence_fields(self) -> list[tuple[str, str]]:
+        """The rule's evidence (default: each field its condition aggregates); numbers only."""
         if self.rule.evidence:
-            return list(self.rule.evidence)
+            wanted = list(self.rule.evidence)
+        else:
+            wanted = [(a.stream, a.field) for a in self.rule.aggregates if a.in_cond and a.field]
         out: list[tuple[str, str]] = []
-        for a in self.rule.aggregates:
-            if a.in_cond and a.field is not None and (a.stream, a.field) not in out:
-                out.append((a.stream, a.field))
+        for stream, field in wanted:
+            spec = CATALOG[stream].fields.get(field)
+            if spec is not None and spec.kind is not Kind.STRING and (stream, field) not in out:
+                out.append((stream, field))
         return out
 
     def _reader(
@@ -181,13 +190,14 @@ class RuleScope:
             return np.zeros(1, dtype=np.int64)
         if not self.key_readers:
             return self._product_groups(lo, hi, tvals)
+        found = [c for r in self.key_readers if (c := r.rows(lo, hi, tvals)[2]) is not None]
+        codes = np.concatenate(found) if len(found) > 1 else found[0]
         size = self.free_index.size
-        present = np.zeros(size, dtype=bool)
-        for r in self.key_readers:
-            _, _, codes = r.rows(lo, hi, tvals)
-            if codes is not None and codes.shape[0]:
-                present[codes] = True
-        return np.flatnonzero(present)
+        if size <= 8 * codes.shape[0] + 1024:
+            present = np.zeros(size, dtype=bool)
+            present[codes] = True
+            return np.flatnonzero(present)
+        return np.unique(codes)  # many keys alive, few rows here: don't touch every key
 
     def _product_groups(self, lo: int, hi: int, tvals: Mapping[str, Any] | None) -> np.ndarray:
         """No stream carries every free field: one group per combination of seen values."""
@@ -221,7 +231,7 @@ class RuleScope:
             out[f] = v
         return out
 
-    def _partial_codes(self, r: Reader, groups: np.ndarray) -> np.ndarray:
+    def partial_codes(self, r: Reader, groups: np.ndarray) -> np.ndarray:
         """Codes in r's key index of each group's projection on the fields r carries."""
         assert self.free_index is not None and r.pindex is not None
         pos = [self.free.index(f) for f in r.pfields]
@@ -231,21 +241,46 @@ class RuleScope:
             out[i] = r.pindex.lookup(tuple(vals[p] for p in pos))
         return out
 
-    def _sorted_percentile(self, k: int, r: Reader, q: float, lo: int, hi: int) -> float:
+    def _sorted_percentile(
+        self, k: int, r: Reader, q: float, lo: int, hi: int, groups: np.ndarray
+    ) -> np.ndarray:
         sw = self._sorted.get(k)
         if sw is None:
             sw = self._sorted[k] = SortedWindow()
 
-        def values(a: int, b: int, open_hi: bool) -> np.ndarray:
-            v = r.rows(a, b, None, open_hi=open_hi)[1]
+        def rows(a: int, b: int, open_hi: bool) -> tuple[np.ndarray, np.ndarray | None]:
+            _, v, codes = r.rows(a, b, None, open_hi=open_hi)
             assert v is not None
-            return v
+            return v, codes
 
-        v = sw.update(values, lo, hi, r.history.out_of_order)
-        n = v.shape[0]
-        if n == 0:
-            return float("nan")
-        return float(v[int(percentile_rank(q, np.array([n]))[0]) - 1])
+        sw.update(rows, lo, hi, r.history.out_of_order)
+        if r.gcol is None:
+            return np.full(groups.shape[0], sw.percentile(q, np.zeros(1, dtype=np.int64))[0])
+        return sw.percentile(q, groups)
+
+    def _running(
+        self, k: int, r: Reader, func: str, lo: int, hi: int, groups: np.ndarray
+    ) -> np.ndarray:
+        rs = self._sums.get(k)
+        if rs is None:
+            rs = self._sums[k] = RunningSums()
+
+        def rows(a: int, b: int, open_hi: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+            ts, v, codes = r.rows(a, b, None, open_hi=open_hi)
+            if v is None and codes is None:
+                codes = np.zeros(ts.shape[0], dtype=np.int64)
+            return v, codes
+
+        rs.update(rows, lo, hi, r.history.out_of_order)
+        n, s = rs.at(groups if r.gcol is not None else np.zeros(groups.shape[0], dtype=np.int64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if func == "count":
+                return n
+            if func == "rate":
+                return n / ((hi - lo) / 1e9)
+            out = s / n if func == "avg" else s
+        out[n == 0] = np.nan
+        return out
 
     # -- values --
     def agg_values(
@@ -255,19 +290,25 @@ class RuleScope:
         tvals: Mapping[str, Any] | None,
         groups: np.ndarray,
         *,
-        sliding: bool = False,
+        tick: int | None = None,
     ) -> list[np.ndarray]:
         """Each aggregate's value per group (NaN: no value) for the rule window [start, end].
 
-        `sliding`: windows only move forward from call to call, so unkeyed percentiles
-        are kept sorted incrementally.
+        `tick` (sliding rules): windows only move forward from call to call, by about
+        a tick, so percentiles over long windows are kept sorted incrementally.
         """
         out: list[np.ndarray] = []
         g = groups.shape[0]
         for k, (spec, r) in enumerate(zip(self.rule.aggregates, self.aggs, strict=True)):
             lo = start if spec.over is None else end - spec.over
-            if sliding and spec.func == "percentile" and r.gcol is None and spec.q is not None:
-                out.append(np.full(g, self._sorted_percentile(k, r, spec.q, lo, end)))
+            # Keyed windows pay a Python step per key: worth it only when long.
+            long = (end - lo) >= _LONG_WINDOW_STEPS * tick if tick else False
+            if tick and spec.func == "percentile" and (r.gcol is None or (r.full and long)):
+                assert spec.q is not None
+                out.append(self._sorted_percentile(k, r, spec.q, lo, end, groups))
+                continue
+            if tick and long and spec.func in _SUMMED and (r.gcol is None or r.full):
+                out.append(self._running(k, r, spec.func, lo, end, groups))
                 continue
             ts, vals, codes = r.rows(lo, end, tvals)
             if r.gcol is None or codes is None:
@@ -278,19 +319,24 @@ class RuleScope:
                 out.append(np.full(g, v))
                 continue
             if r.full:
-                assert self.free_index is not None
-                size = self.free_index.size
+                # Position of each row's key among the (sorted) groups asked for.
+                pos = np.searchsorted(groups, codes)
+                ok = pos < g
+                ok[ok] = groups[pos[ok]] == codes[ok]
+                if not ok.all():
+                    ts, pos = ts[ok], pos[ok]
+                    vals = None if vals is None else vals[ok]
                 res = aggregate(
-                    spec.func, ts, vals, codes, size, lo, end, q=spec.q, horizon=spec.horizon
+                    spec.func, ts, vals, pos, g, lo, end, q=spec.q, horizon=spec.horizon
                 )
-                out.append(res[groups])
+                out.append(res)
                 continue
             assert r.pindex is not None
             size = r.pindex.size
             res = aggregate(
                 spec.func, ts, vals, codes, size, lo, end, q=spec.q, horizon=spec.horizon
             )
-            pc = self._partial_codes(r, groups)
+            pc = self.partial_codes(r, groups)
             col = np.full(g, _empty_value(spec, lo, end))
             col[pc >= 0] = res[pc[pc >= 0]]
             out.append(col)

@@ -11,9 +11,11 @@ import numpy as np
 
 from ..batch import Batch
 from ..dsl.plan import Pred
+from ..model import CATALOG
+from ..units import Kind
 from .history import History
 from .keys import KeyIndex
-from .predicates import pred_mask
+from .predicates import pred_fields, pred_mask
 
 __all__ = ["KeyRegistry", "StreamStore"]
 
@@ -44,6 +46,8 @@ class StreamStore:
         self._key_cols: dict[tuple[str, ...], str] = {}
         self.history: History | None = None
         self.rows_in = 0
+        self._pending: list[Batch] = []
+        self._pending_rows = 0
 
     # -- registration --
     def need_value(self, field: str) -> str:
@@ -77,6 +81,46 @@ class StreamStore:
         self.history = History(dtypes)
 
     # -- ingest --
+    def add(self, batch: Batch) -> None:
+        """Buffer a batch; ingested (vectorized over many batches) by flush()."""
+        self._pending.append(batch)
+        self._pending_rows += len(batch)
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        batches, self._pending, self._pending_rows = self._pending, [], 0
+        self.ingest(batches[0] if len(batches) == 1 else self._merge(batches))
+
+    def _merge(self, batches: list[Batch]) -> Batch:
+        """One batch of the fields this store reads (absent where a batch lacks one)."""
+        fields = set(self._values)
+        for pred in self._preds:
+            fields |= pred_fields(pred)
+        for key in self._key_cols:
+            fields |= set(key)
+        cols: dict[str, np.ndarray] = {}
+        for f in fields:
+            parts = []
+            for b in batches:
+                c = b.columns.get(f)
+                if c is None:
+                    string = (spec := CATALOG[self.name].fields.get(f)) and spec.kind is Kind.STRING
+                    c = np.full(len(b), None, dtype=object) if string else np.full(len(b), np.nan)
+                parts.append(c)
+            cols[f] = np.concatenate(parts)
+        ends = [b.end if b.end is not None else b.ts for b in batches]
+        return Batch(
+            self.name,
+            np.concatenate([b.ts for b in batches]),
+            np.concatenate(ends) if self.interval else None,
+            cols,
+        )
+
     def ingest(self, batch: Batch) -> None:
         if self.history is None:
             self.freeze()
@@ -91,7 +135,8 @@ class StreamStore:
         nan = np.full(n, np.nan)
         for f in self._values:
             c = batch.columns.get(f)
-            cols["v:" + f] = nan if c is None else c
+            # Only numbers aggregate; a string column here would be a compiler slip.
+            cols["v:" + f] = nan if c is None or c.dtype == object else c
         for pred, col in self._preds.items():
             cols[col] = pred_mask(pred, batch.columns, n)
         for fields, col in self._key_cols.items():

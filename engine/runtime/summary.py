@@ -81,6 +81,7 @@ def render_summary(
     aggs: Sequence[float | None],
     key: Mapping[str, Any],
     trigger: Mapping[str, Any] | None,
+    period: int | None = None,
 ) -> str:
     if rule.summary is not None:
         return "".join(
@@ -108,4 +109,6 @@ def render_summary(
                 words.append(_kv(k, v))
                 shown.add(k)
     words.extend(_kv(k, v) for k, v in key.items() if k not in shown)
+    if period is not None:
+        words.append(f"(recurring every {format_value(period, Kind.DURATION)})")
     return " ".join(w for w in words if w)

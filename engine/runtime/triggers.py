@@ -77,6 +77,9 @@ class PendingTriggers:
             out.append(heapq.heappop(self._heap))
         return out
 
+    def earliest_end(self) -> int | float:
+        return self._heap[0].end if self._heap else float("inf")
+
     def earliest_start(self) -> int | None:
         """Smallest window start among pending occurrences (history must reach it)."""
         return min((o.start for o in self._heap), default=None)

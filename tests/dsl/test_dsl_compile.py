@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.dsl import compile_text
 from engine.dsl.plan import (
@@ -168,7 +172,7 @@ def test_tail_clauses() -> None:
         cooldown 30s
         evidence disk.io.latency, disk.io.queue, disk.io.latency
         baseline 5m
-        summary "p99 {p99(disk.io.latency)} is {p99(disk.io.latency) / p50(disk.io.latency)}x, {{ok}}"
+        summary "p99 {p99(disk.io.latency)} is {p99(disk.io.latency)/p50(disk.io.latency)}x, {{ok}}"
         notify ops, pager
         labels team = "storage", tier = "db"
         """
@@ -204,7 +208,8 @@ def test_defaults() -> None:
     )
     assert r.evidence == ()  # count aggregates no field
     r = one(
-        "rule r when p99(disk.io.latency) > 1ms and max(memcg.usage) > 1GiB and p50(disk.io.latency) > 0 over 1s"
+        "rule r when p99(disk.io.latency) > 1ms and max(memcg.usage) > 1GiB"
+        " and p50(disk.io.latency) > 0 over 1s"
     )
     assert r.evidence == (("disk.io", "latency"), ("memcg", "usage"))
 
@@ -365,7 +370,7 @@ def test_units_mix_allowed() -> None:
     one("rule r when sum(disk.io.bytes) - 1MiB > 4KiB over 1s")
 
 
-def test_defines_across_files_and_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_defines_across_files_and_order(tmp_path: Path) -> None:
     from engine.dsl import compile_paths
 
     (tmp_path / "a").mkdir()
@@ -389,3 +394,55 @@ def test_defines_across_files_and_order(tmp_path) -> None:  # type: ignore[no-un
 def test_source_is_canonical() -> None:
     r = one("rule r   when count(disk.io)>1   over 1s # c\n")
     assert r.source == "rule r\n  when count(disk.io) > 1\n  over 1s\n"
+
+
+_KEY_TOKENS = [
+    "percentile",
+    "(",
+    "disk.io.latency",
+    " ",
+    "where",
+    " ",
+    "op",
+    " ",
+    "==",
+    " ",
+    '"a  b"',
+    " ",
+    "and",
+    " ",
+    "bytes",
+    " ",
+    ">=",
+    " ",
+    "4KiB",
+    " ",
+    "over",
+    " ",
+    "1s",
+    ",",
+    " ",
+    "99.9",
+    ")",
+]
+_CANONICAL = "".join(_KEY_TOKENS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_values_key_normalizes_any_layout(data: st.DataObject) -> None:
+    ws = st.lists(
+        st.sampled_from([" ", "\t", "\n", "  ", " # note (x, y)\n"]), min_size=1, max_size=3
+    ).map("".join)
+    out = []
+    for i, tok in enumerate(_KEY_TOKENS):
+        nxt = _KEY_TOKENS[i + 1] if i + 1 < len(_KEY_TOKENS) else ""
+        if tok == " ":
+            out.append(data.draw(ws))
+            continue
+        out.append(tok)
+        # Whitespace is optional after `(` and before `)` and `,`, and dropped there.
+        if (tok == "(" or nxt in (")", ",")) and data.draw(st.booleans()):
+            out.append(data.draw(ws))
+    r = one(f"rule r when {''.join(out)} > 1ms over 1s")
+    assert r.aggregates[0].text == _CANONICAL

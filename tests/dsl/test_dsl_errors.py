@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.dsl import compile_text
@@ -57,6 +59,7 @@ CASES = [
     ("rule a when count(disk.io) > 5 ms", 1, 32, "unexpected 'ms'", "no space: 5ms"),
     (R + "by when", 1, 43, "unexpected 'when'; expected a name", "'when' is a keyword"),
     (R + "by", 1, 42, "unexpected end of file; expected a name", ""),
+    (R + "Severity info", 1, 40, "unexpected 'Severity'", "keywords are lower case: severity"),
     ("rule when count(disk.io) > 1", 1, 6, "expected a name", "keyword"),
     ("  when count(disk.io) > 1", 1, 3, "expected 'rule' or 'define'", ""),
     ("rul a when count(disk.io) > 1", 1, 1, "expected 'rule' or 'define'", "did you mean rule?"),
@@ -64,7 +67,7 @@ CASES = [
     (R + "explain by", 1, 50, "expected a name", ""),
     (R + "labels a = 3", 1, 51, "expected a string", ""),
     (
-        "rule a when count(disk.io) >\nrule b when count(disk.io) > 1",
+        "rule a when count(disk.io) >\nrule b when count(disk.io) > 1 over 1s",
         2,
         1,
         "unexpected 'rule'; expected an expression",
@@ -263,6 +266,34 @@ CASES = [
     ),
     ("rule a when count(disk.io where comm == 5) > 1 over 1s", 1, 41, "comm is a string", ""),
     (
+        "rule a when count(disk.io where op == write) > 1 over 1s",
+        1,
+        39,
+        "op is a string",
+        'did you mean "write"?',
+    ),
+    (
+        R + "explain by disk.io.latency",
+        1,
+        51,
+        "disk.io.latency is a field; explain ranks streams",
+        "did you mean disk.io?",
+    ),
+    (
+        "rule a when p99(disk.io.latency) > 1ms within 200ms zfs.txg.sync",
+        1,
+        53,
+        "unexpected 'zfs.txg.sync'; expected 'of'",
+        "",
+    ),
+    (
+        "rule a when count(mm.reclaim) > 1 before oom.kill 5m",
+        1,
+        51,
+        "unexpected '5m'; expected 'where' or 'within'",
+        "",
+    ),
+    (
         "rule a when count(disk.io where bytes in (1KiB, 5ms)) > 1 over 1s",
         1,
         49,
@@ -420,3 +451,47 @@ def test_render_format() -> None:
         "             ^\n"
         "  did you mean disk.io.latency?"
     )
+
+
+def test_tab_counts_as_one_column_and_is_kept() -> None:
+    e = only("rule a\n\twhen p99(disk.io.latncy) > 1ms over 1s")
+    assert (e.span.line, e.span.col) == (2, 11)
+    assert e.render().splitlines()[2] == "  \t         ^"
+
+
+def test_crlf_and_form_feed_are_whitespace() -> None:
+    plan = compile_text("rule a\r\n  when count(disk.io) > 1\r\n\f over 1s\r\n", "f.rules")
+    assert plan.rules[0].over == 1_000_000_000
+    e = only("rule a\r\n  when p99(disk.io.latncy) > 1ms over 1s\r\n")
+    assert (e.span.line, e.span.col, e.text) == (2, 12, "  when p99(disk.io.latncy) > 1ms over 1s")
+
+
+def test_bom_and_missing_paths(tmp_path: Path) -> None:
+    from engine.dsl import compile_paths
+
+    f = tmp_path / "bom.rules"
+    f.write_bytes("\ufeffrule a when count(disk.io) > 1 over 1s\n".encode())
+    assert [r.name for r in compile_paths([str(f)]).rules] == ["a"]
+    with pytest.raises(RuleErrors) as info:
+        compile_paths([str(tmp_path / "missing.rules")])
+    assert "no such file or directory" in info.value.errors[0].message
+
+
+def test_nothing_cascades_from_a_bad_condition() -> None:
+    # The `by` is not reported: the condition's error is the one that matters.
+    e = only("rule a when p99(disk.io.latncy) > 1ms over 1s by dev")
+    assert "latncy" in e.message
+
+
+def test_misspelled_keyword_inside_clause() -> None:
+    e = only("rule a when count(disk.io) > 1 within 1s off zfs.txg.sync")
+    assert (e.span.col, e.hint) == (42, "did you mean of?")
+
+
+def test_a_rule_needs_a_window() -> None:
+    e = only("rule a\n  when p99(disk.io.latency) > 1ms")
+    assert (e.span.line, e.span.col) == (2, 3)
+    assert e.message.startswith("p99(disk.io.latency) has no window")
+    assert e.hint == "e.g. when ... over 1s, or p99(disk.io.latency over 1s)"
+    # Aggregates that carry their own window need none from the rule.
+    assert compile_text("rule a when p99(disk.io.latency over 1s) > 1ms").rules

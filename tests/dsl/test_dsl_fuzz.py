@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dsl_samples import VALID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -104,9 +106,13 @@ def test_valid_compiles() -> None:
     assert len(plan.rules) == 4
 
 
+_ROOT = Path(__file__).resolve().parents[2]
+SEEDS = [VALID, *(p.read_text() for p in sorted((_ROOT / "rules").glob("*.rules")))]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
-    text = VALID
+    text = draw(st.sampled_from(SEEDS))
     for _ in range(draw(st.integers(1, 4))):
         pos = draw(st.integers(0, len(text)))
         action = draw(st.sampled_from(["insert", "delete", "replace", "token", "cut"]))

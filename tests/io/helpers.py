@@ -14,7 +14,7 @@ MS = 1_000_000
 S = 1_000_000_000
 
 
-def disk(ts: int, latency: int = 50_000, **kw: Any) -> dict[str, Any]:
+def disk(ts: int, latency: Any = 50_000, **kw: Any) -> dict[str, Any]:
     e = {
         "ts": ts,
         "stream": "disk.io",

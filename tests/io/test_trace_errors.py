@@ -10,7 +10,7 @@ import pytest
 from engine.errors import TraceError
 from engine.sources import TraceSource
 
-from .helpers import disk, memcg, rows, txg, write_jsonl
+from .helpers import disk, rows, txg, write_jsonl
 
 GOOD = json.dumps(disk(1000))
 
@@ -25,9 +25,15 @@ BAD_LINES = [
     ('{"ts": 5, "stream": "disk.oi"}', "unknown stream 'disk.oi' (did you mean disk.io?)"),
     (json.dumps(disk(5, latency=1.5)), "field `latency`: expected an integer, got a number"),
     (json.dumps(disk(5, bytes="4096")), "field `bytes`: expected an integer, got a string"),
-    (json.dumps(disk(5.0)), "field `ts`: expected an integer"),
+    (
+        '{"ts": 5.0, "stream": "memcg", "cgroup": "/a", "usage": 1}',
+        "field `ts`: expected an integer",
+    ),
     (json.dumps(disk(5, latency=-3)), "field `latency` must be a non-negative integer"),
-    (json.dumps(memcg(5, usage=None)), "field `usage`: expected an integer, got null"),
+    (
+        '{"ts": 5, "stream": "memcg", "cgroup": "/a", "usage": null}',
+        "expected an integer, got null",
+    ),
     ('{"ts": 5, "stream": "memcg", "cgroup": "/a"}', "missing required field `usage`"),
     (json.dumps(txg(10, 9)), "`end` (9) is before `ts` (10)"),
     ('{"ts": 10, "stream": "zfs.txg.sync", "pool": "p", "txg": 1}', "missing required field `end`"),
@@ -96,3 +102,30 @@ def test_corrupt_gzip_is_a_trace_error(tmp_path: Path) -> None:
     p.write_bytes(b"\x1f\x8b\x08\x00garbage-garbage")
     with pytest.raises(TraceError):
         list(TraceSource([str(p)]).batches())
+
+
+def test_in_memory_attempt_falls_back_without_reporting_twice(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"ts": 40 - i, "stream": "memcg", "cgroup": "/a", "usage": 1}) for i in range(40)
+    ]
+    lines[4] = "{bad"
+    lines[34] = "{worse"
+    p = write_jsonl(tmp_path / "t.jsonl", lines)  # short lines: looks small enough
+    seen: list[TraceError] = []
+    src = TraceSource([str(p)], skip_bad=True, on_bad=seen.append, run_size=30, block_bytes=200)
+    got = rows(src.batches())
+    assert [e.line for e in seen] == [5, 35]
+    assert [r["ts"] for r in got] == sorted(40 - i for i in range(40) if i not in (4, 34))
+    assert src.stats()["passes"] == 2
+
+
+def test_crlf_line_ends_and_byte_order_mark(tmp_path: Path) -> None:
+    p = tmp_path / "t.jsonl"
+    p.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(disk(2)).encode()
+        + b"\r\n\r\n"
+        + json.dumps(disk(1)).encode()
+        + b"\r\n"
+    )
+    assert [r["ts"] for r in rows(TraceSource([str(p)]).batches())] == [1, 2]

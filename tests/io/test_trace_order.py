@@ -140,3 +140,35 @@ def test_any_input_replays_as_a_stable_sort(
     else:  # per stream the same order; streams overlap within a slice
         for s in ("disk.io", "memcg", "zfs.txg.sync"):
             assert [r for r in got if r["stream"] == s] == [e for e in want if e["stream"] == s]
+
+
+def test_stray_fields_do_not_fool_the_order_check(tmp_path: Path) -> None:
+    """A point event with a non-integer `end` (ignored by the catalog) and a line
+    the full decode rejects must not make an unsorted file look sorted."""
+    lines = [json.dumps(disk(t)) for t in range(100, 400)]
+    lines[150] = json.dumps(disk(5, end="soon"))
+    lines[200] = json.dumps(disk(2**64))
+    p = write_jsonl(tmp_path / "t.jsonl", lines)
+    src = TraceSource([str(p)], run_size=20, block_bytes=1000, skip_bad=True)
+    got = [r["ts"] for r in rows(src.batches())]
+    assert got == sorted(got) and got[0] == 5 and len(got) == 299
+
+
+def test_no_line_is_decoded_twice(tmp_path: Path, monkeypatch: Any) -> None:
+    import engine.sources as sources
+
+    decoded: list[int] = []
+    real = sources.decode_block
+
+    def counting(path: str, i: int, first: int, lines: list[bytes], **kw: Any) -> Any:
+        decoded.extend(range(first, first + len(lines)))
+        return real(path, i, first, lines, **kw)
+
+    monkeypatch.setattr(sources, "decode_block", counting)
+    a = write_jsonl(tmp_path / "a.jsonl", [disk(t) for t in range(0, 3000, 3)])
+    b = write_jsonl(tmp_path / "b.jsonl", [disk(t) for t in range(2000, 1000, -1)])
+    src = TraceSource([str(a), str(b)], run_size=300, block_bytes=4000)
+    got = [r["ts"] for r in rows(src.batches())]
+    assert got == sorted([*range(0, 3000, 3), *range(2000, 1000, -1)])
+    assert sorted(decoded) == sorted([*range(1, 1001), *range(1, 1001)])
+    assert src.stats()["passes"] == 2 and src.stats()["spilled_runs"] >= 3

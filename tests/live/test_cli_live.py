@@ -158,3 +158,16 @@ def test_watch_without_privilege_exits_3(tmp_path: Path) -> None:
     assert r.returncode == 3, r.stderr
     assert "not privileged" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["watch", "--duration", "5x"], "--duration"),
+        (["record", "-o", "/tmp/never-written.jsonl", "--streams", "nope"], "unknown stream"),
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
+    r = subprocess.run([*TRACEHOUND, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr

@@ -101,3 +101,13 @@ def test_no_floor_when_a_use_needs_every_event() -> None:
     )
     assert live.latency_floor(plan, "sched.runq") is None
     assert live.latency_floor(compile_text(RULES), "disk.io") is None
+
+
+def test_explain_streams_attach_but_never_deactivate(registry: dict[str, Any]) -> None:
+    registry["missing"]["zfs.txg.sync"] = "no ZFS module loaded"
+    plan = compile_text(RULES)
+    ls = live.sources_for_plan(plan, streams=plan.streams | {"proc.exec", "zfs.txg.sync", "lost"})
+    assert "proc.exec" in ls.attached
+    assert "lost" not in registry["loaded"], "the drain makes `lost`; no probe is loaded for it"
+    assert ls.unavailable == {"zfs.txg.sync": "no ZFS module loaded"}
+    assert ls.inactive == {}

@@ -103,3 +103,22 @@ def test_reason_names_from_format() -> None:
     )
     assert reason_names(fmt) == {2: "NOT_SPECIFIED", 3: "NO_SOCKET", 77: "TCP_OFOMERGE"}
     assert reason_names("no table") == {}
+
+
+def test_tcp_decode_v4_v6_and_states() -> None:
+    from probes import tcp
+
+    p = np.zeros(3, dtype=tcp.PAYLOAD)
+    p["ts"] = [1, 2, 3]
+    p["family"] = [2, 10, 2]
+    p["sport"], p["dport"] = [1000, 2000, 3000], [80, 443, 22]
+    p["state"] = [1, 12, 99]
+    p["saddr"][0] = bytes([10, 0, 0, 1]) + bytes(12)
+    p["daddr"][0] = bytes([10, 0, 0, 2]) + bytes(12)
+    p["saddr"][1] = bytes(15) + b"\x01"
+    p["daddr"][1] = bytes.fromhex("20010db8000000000000000000000001")
+    b = tcp.decode(p)
+    assert b.columns["saddr"].tolist() == ["10.0.0.1", "::1", "0.0.0.0"]
+    assert b.columns["daddr"].tolist() == ["10.0.0.2", "2001:db8::1", "0.0.0.0"]
+    assert b.columns["state"].tolist() == ["ESTABLISHED", "NEW_SYN_RECV", "UNKNOWN"]
+    assert b.columns["dport"].tolist() == [80, 443, 22]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -216,5 +218,26 @@ def test_real_v1_cgroup() -> None:
         assert rows[f"/{name}"]["usage"] == int((cg / "memory.usage_in_bytes").read_text())
         only = memcg.make_source(frozenset({"memcg"}), {"cgroups": [f"/{name}"]})
         assert list(only.sample_batch().columns["cgroup"]) == [f"/{name}"]
+        # a process charging 32 MiB inside the cgroup shows up in the next sample
+        code = (
+            "import sys; open(sys.argv[1], 'w').write('0'); x = bytearray(32 << 20); "
+            "x[::4096] = b'1' * len(x[::4096]); print('ready', flush=True); sys.stdin.read()"
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(cg / "cgroup.procs")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            usage = _rows(only.sample_batch())[f"/{name}"]["usage"]
+            assert isinstance(usage, int) and usage >= 32 << 20
+        finally:
+            proc.kill()
+            proc.wait()
     finally:
-        cg.rmdir()
+        for _ in range(50):  # the killed process leaves the cgroup asynchronously
+            try:
+                cg.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 import types
 from collections.abc import Mapping
@@ -39,8 +42,6 @@ def test_registry_tracepoints_match_the_probe_modules() -> None:
 
 def test_registry_does_not_import_bcc() -> None:
     code = "import sys, probes; probes.available('memcg'); print('bcc' in sys.modules)"
-    import subprocess
-
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -140,3 +141,35 @@ def test_probes_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
             assert (r["available"], r["reason"]) == probes.available(stream)
         if not r["available"]:
             assert r["reason"]
+
+
+def _as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as an ordinary user")
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    if r.returncode == 126 or "can't open file" in r.stderr or "No module named" in r.stderr:
+        pytest.skip(f"this Python cannot run as nobody here: {r.stderr[:200]}")
+    return r
+
+
+def test_probes_cli_unprivileged_says_why_without_traceback() -> None:
+    r = _as_nobody("-m", "engine", "probes", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    rows = {row["stream"]: row for row in map(json.loads, r.stdout.splitlines())}
+    assert set(rows) == set(CATALOG)
+    for stream, info in probes.PROBES.items():
+        if info.kind == "tracepoint":
+            assert rows[stream]["available"] is False
+            assert "root" in rows[stream]["reason"], rows[stream]
+
+
+def test_bpf_syscall_refused_unprivileged() -> None:
+    code = (
+        "from probes import host; c = host.check_bpf_syscall(); "
+        "print(c.ok, c.fix != ''); print(host.check_privilege().ok)"
+    )
+    r = _as_nobody("-c", code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True", "False"]

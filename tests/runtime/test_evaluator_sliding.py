@@ -190,3 +190,14 @@ def test_groups_are_combinations_when_no_stream_carries_every_field() -> None:
     assert sorted((f.key["dev"], f.key["cpu"]) for f in found) == [("a", 0), ("a", 1)]
     by_key = {(f.key["dev"], f.key["cpu"]): f.values for f in found}
     assert by_key[("a", 1)] == {"max(disk.io.latency)": 2 * MS, "max(sched.runq.latency)": 3 * MS}
+
+
+def test_late_events_are_counted_and_finish_is_idempotent() -> None:
+    ev = Evaluator(plan(over_rule(0)))
+    ev.push(batch("disk.io", {"ts": 5 * S}))
+    first = ev.advance(6 * S)
+    assert [f.ts for f in first] == [5 * S]
+    ev.push(batch("disk.io", {"ts": 5 * S + 500 * MS}, {"ts": 7 * S}))
+    assert ev.stats()["late_events"] == 1
+    assert [f.ts for f in ev.finish()] == [7 * S]
+    assert ev.finish() == []

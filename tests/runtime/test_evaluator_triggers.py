@@ -256,3 +256,21 @@ def test_unread_streams_are_ignored() -> None:
     ev.push(batch("net.drop", {"ts": 1}))
     assert ev.stats()["ignored_events"] == 1
     assert ev.stats()["rows_retained"] == 0
+
+
+def test_trigger_lacking_a_shared_key_field_matches_no_rows() -> None:
+    usage = agg("count", "memcg", kind=Kind.NUMBER)
+    r = rule(
+        "r",
+        gt(0, 0, Kind.NUMBER, ">="),
+        [usage],
+        correlation=within("oom.kill", 5 * S, kind="before"),
+        by=("cgroup",),
+    )
+    ev = Evaluator(plan(r))
+    ev.push(batch("memcg", {"ts": 1 * S, "cgroup": "/a"}))
+    ev.push(batch("oom.kill", {"ts": 2 * S, "cgroup": "/zzz"}))
+    (f,) = ev.finish()
+    # The group is the trigger's: no memcg row of /zzz, so the count is 0.
+    assert f.key == {"cgroup": "/zzz"}
+    assert f.values == {"count(memcg)": 0.0}

@@ -19,27 +19,33 @@ from engine.runtime.keys import KeyIndex
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 20)), max_size=60),
+    st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 20), st.integers(0, 2)), max_size=60),
     st.lists(st.tuples(st.integers(0, 60), st.integers(0, 300)), min_size=1, max_size=25),
+    st.booleans(),
 )
 def test_sorted_window_matches_sort(
-    rows: list[tuple[int, int]], moves: list[tuple[int, int]]
+    rows: list[tuple[int, int, int]], moves: list[tuple[int, int]], keyed: bool
 ) -> None:
     rows.sort()
     ts = np.array([r[0] for r in rows], dtype=np.int64)
     vals = np.array([r[1] for r in rows], dtype=np.float64)
+    codes = np.array([r[2] for r in rows], dtype=np.int64)
 
-    def values(lo: int, hi: int, open_hi: bool) -> np.ndarray:
+    def values(lo: int, hi: int, open_hi: bool) -> tuple[np.ndarray, np.ndarray | None]:
         m = (ts >= lo) & ((ts < hi) if open_hi else (ts <= hi))
-        return vals[m]
+        return vals[m], codes[m] if keyed else None
 
     sw = SortedWindow()
     lo = hi = 0
     for dlo, dhi in moves:
         hi += dhi
         lo = min(lo + dlo, hi)
-        got = sw.update(values, lo, hi, 0)
-        assert got.tolist() == sorted(values(lo, hi, False).tolist())
+        sw.update(values, lo, hi, 0)
+        v, c = values(lo, hi, False)
+        for code in range(3) if keyed else [0]:
+            want = sorted(v[c == code].tolist() if c is not None else v.tolist())
+            assert sw.groups.get(code, np.empty(0)).tolist() == want
+        assert all(g.shape[0] for g in sw.groups.values())
 
 
 @settings(max_examples=60, deadline=None)
@@ -121,3 +127,66 @@ def test_key_index_codes_equal_values_and_reuse_released_codes() -> None:
     new = ki.encode([np.array(["z"], dtype=object), np.array([2.0])], np.array([11]))
     assert new[0] == c[1]  # the released code is reused
     assert ki.size == 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 2), st.integers(0, 40)), max_size=80),
+    st.integers(1, 30),
+    st.sampled_from(["percentile", "count", "sum", "avg"]),
+    st.booleans(),
+)
+def test_keyed_long_window_aggregates_match_brute_force(
+    rows: list[tuple[int, int, int]], threshold: int, func: str, keyed: bool
+) -> None:
+    """Aggregates over windows long enough to be kept incrementally, per key or not."""
+    tick = 1 * MS
+    over = 60 * MS
+    rows.sort()
+    if not rows:
+        return
+    ts = np.array([r[0] for r in rows], dtype=np.int64) * MS + 10**12
+    cpu = np.array([r[1] for r in rows], dtype=np.float64)
+    lat = np.array([r[2] for r in rows], dtype=np.float64)
+    field = None if func == "count" else "latency"
+    p = agg(func, "sched.runq", field, q=90.0 if func == "percentile" else None)
+    by = ("cpu",) if keyed else ()
+    ev = Evaluator(plan(rule("r", gt(0, threshold), [p], over=over, by=by)), tick=tick)
+    got: list[tuple[int, int]] = []
+    for chunk in np.array_split(np.arange(ts.shape[0]), 3):
+        if chunk.shape[0] == 0:
+            continue
+        n = chunk.shape[0]
+        cols = {
+            "pid": np.ones(n),
+            "comm": np.array(["x"] * n, dtype=object),
+            "cpu": cpu[chunk],
+            "latency": lat[chunk],
+        }
+        ev.push(Batch("sched.runq", ts[chunk], None, cols))
+        got.extend((f.ts, f.key.get("cpu", 0)) for f in ev.advance(int(ts[chunk[-1]]) - 1))
+    got.extend((f.ts, f.key.get("cpu", 0)) for f in ev.finish())
+    if not keyed:
+        cpu = np.zeros_like(cpu)
+    want: list[tuple[int, int]] = []
+    held_before: dict[int, bool] = {}
+    t = int(ts[0])
+    while t <= int(ts[-1]):
+        for c in (0, 1, 2):
+            # A key is alive while a row of it can be in a window (horizon over + tick).
+            alive = bool(np.any((ts >= t - over - tick) & (ts <= t) & (cpu == c)))
+            w = np.sort(lat[(ts >= t - over) & (ts <= t) & (cpu == c)])
+            held = False
+            if func == "count":
+                held = alive and w.shape[0] > threshold
+            elif alive and w.shape[0]:
+                if func == "percentile":
+                    v = w[int(percentile_rank(90.0, np.array([w.shape[0]]))[0]) - 1]
+                else:
+                    v = w.sum() if func == "sum" else w.sum() / w.shape[0]
+                held = v > threshold
+            if held and not held_before.get(c, False):
+                want.append((t, c))
+            held_before[c] = held
+        t += tick
+    assert sorted(got) == sorted(want)
