@@ -147,6 +147,11 @@ _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
 
 
+def _reason(e: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, without errno's `[Errno 2] ... 'path'` noise."""
+    return (e.strerror if isinstance(e, OSError) else None) or str(e)
+
+
 def _key_of(err: msgspec.ValidationError) -> tuple[str, str]:
     """msgspec's `... - at `$.sink[0].timeout`` as ("sink[0].timeout", message)."""
     m = _AT.match(str(err))
@@ -194,8 +199,8 @@ class _Reader:
                 p = self.base / p
             try:
                 return p.read_text().strip()
-            except OSError as e:
-                raise self.error(key, f"cannot read {p}: {e.strerror or e}") from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise self.error(key, f"cannot read {p}: {_reason(e)}") from None
         return value
 
     def sink(self, i: int, s: _Sink) -> SinkConfig:
@@ -253,7 +258,10 @@ class _Reader:
                 raise self.error(f"sink[{i}].name", f"sink name {s.name!r} is used twice")
             seen.add(s.name)
         listen = f.metrics.listen
-        if listen and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}", listen):
+        if listen and not (
+            re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}", listen)
+            and int(listen.rpartition(":")[2]) <= 65535
+        ):
             raise self.error("metrics.listen", f'expected HOST:PORT or "", got {listen!r}')
         if not f.engine.state_dir:
             raise self.error("engine.state_dir", "must not be empty")
@@ -287,8 +295,6 @@ def load_config(path: str | None) -> Config:
         path = DEFAULT_PATH
     try:
         text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(
-            f"{path}: error: cannot read the configuration: {e.strerror or e}"
-        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: error: cannot read the configuration: {_reason(e)}") from None
     return parse_config(text, path)

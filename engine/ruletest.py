@@ -148,6 +148,9 @@ def load_test(path: Path) -> RuleTest:
         _ns(x.tolerance, f"expect {x.rule}: tolerance", path)
         if x.window is not None and len(x.window) != 2:
             raise RuleTestError(f"{path}: error: expect {x.rule}: window is [start, end]")
+    tick = _ns(f.tick, "tick", path) if f.tick is not None else 100_000_000
+    if tick <= 0:
+        raise RuleTestError(f"{path}: error: tick: must be more than 0, got {f.tick!r}")
     return RuleTest(
         path=path,
         name=f.name or path.name.removesuffix(".test.toml"),
@@ -157,7 +160,7 @@ def load_test(path: Path) -> RuleTest:
         inline_first=first,
         inline_lines=n_inline,
         exact=f.exact,
-        tick=_ns(f.tick, "tick", path) if f.tick is not None else 100_000_000,
+        tick=tick,
         expect=list(f.expect),
         expect_not=list(f.expect_not),
     )

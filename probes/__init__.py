@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.errors import HostError
+from engine.errors import ConfigError, HostError
 from engine.source import Source
+from engine.units import parse_duration
 
 from . import host
 
-__all__ = ["PROBES", "ProbeInfo", "available", "load", "load_many"]
+__all__ = ["PROBES", "ProbeInfo", "available", "interval_option", "load", "load_many"]
 
 Kind = Literal["tracepoint", "kprobe", "poller"]
 
@@ -57,7 +59,9 @@ PROBES: dict[str, ProbeInfo] = {
            ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_direct_reclaim_end"),
            "direct reclaim intervals"),
         _p("net.drop", "net_drop", "tracepoint", ("skb:kfree_skb",), "dropped packets"),
-        _p("oom.kill", "oom", "tracepoint", ("oom:mark_victim",), "OOM killer victims"),
+        _p("oom.kill", "oom", "tracepoint",
+           ("oom:mark_victim", "vmscan:mm_vmscan_memcg_reclaim_begin"),
+           "OOM killer victims (memcg reclaim tells a cgroup OOM)"),
         _p("proc.exec", "proc_exec", "tracepoint", ("sched:sched_process_exec",), "exec calls"),
         _p("sched.runq", "sched_runq", "tracepoint",
            ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"),
@@ -142,3 +146,23 @@ def load_many(
             opts.update((options or {}).get(s, {}))
         out.append(mod.make_source(frozenset(group), opts))
     return out
+
+
+def interval_option(probe: str, value: Any) -> int:
+    """A poller's `interval` option in ns: a duration ("1s") or a number of seconds.
+
+    One parser for every poller, so a bad value is the same ConfigError whichever
+    probe was given it (never a ValueError from a NaN or an OverflowError from inf).
+    """
+    if isinstance(value, str):
+        try:
+            ns = parse_duration(value)
+        except ValueError as e:
+            raise ConfigError(f"{probe} interval: {e}") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        ns = int(value * 1e9)
+    else:
+        raise ConfigError(f"{probe} interval: expected a duration such as 1s, got {value!r}")
+    if ns <= 0:
+        raise ConfigError(f"{probe} interval must be positive")
+    return ns

@@ -22,7 +22,8 @@ import numpy as np
 from engine.batch import Batch
 from engine.errors import ConfigError
 from engine.source import Emit
-from engine.units import parse_duration
+
+from . import interval_option
 
 __all__ = ["MemcgSource", "check", "default_root", "make_source", "sample"]
 
@@ -215,21 +216,6 @@ class MemcgSource:
         return dict(self._stats)
 
 
-def _interval(value: Any) -> int:
-    if isinstance(value, str):
-        try:
-            ns = parse_duration(value)
-        except ValueError as e:
-            raise ConfigError(f"memcg interval: {e}") from None
-    elif isinstance(value, int | float):
-        ns = int(value * 1e9)  # a bare number is seconds
-    else:
-        raise ConfigError(f"memcg interval: expected a duration such as 1s, got {value!r}")
-    if ns <= 0:
-        raise ConfigError("memcg interval must be positive")
-    return ns
-
-
 def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> MemcgSource:
     """Options: root (path), cgroups (list of "/path"), interval ("1s" or seconds)."""
     root = options.get("root")
@@ -237,7 +223,7 @@ def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> MemcgSou
     return MemcgSource(
         root=None if root is None else Path(root),
         cgroups=None if cgroups is None else [str(c) for c in cgroups],
-        interval_ns=_interval(options.get("interval", "1s")),
+        interval_ns=interval_option("memcg", options.get("interval", "1s")),
         max_cgroups=int(options.get("max_cgroups", DEFAULT_MAX_CGROUPS)),
     )
 

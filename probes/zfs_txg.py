@@ -30,9 +30,8 @@ import numpy as np
 from engine.batch import Batch
 from engine.errors import ConfigError, HostError
 from engine.source import Emit, Source
-from engine.units import parse_duration
 
-from . import host
+from . import host, interval_option
 
 __all__ = [
     "KSTAT_ROOT",
@@ -241,16 +240,6 @@ def check() -> tuple[bool, str]:
     return False, f"no ZFS module loaded ({KSTAT_ROOT} missing)"
 
 
-def _interval(value: Any) -> int:
-    try:
-        ns = parse_duration(value) if isinstance(value, str) else int(float(value) * 1e9)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"zfs_txg interval: {e}") from None
-    if ns <= 0:
-        raise ConfigError("zfs_txg interval must be positive")
-    return ns
-
-
 # struct txg_event in zfs_txg.bpf.c, field for field
 PAYLOAD = np.dtype([("start", "<u8"), ("end", "<u8"), ("txg", "<u8"), ("pool", "S64")], align=True)
 
@@ -312,6 +301,6 @@ def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> Source:
     return KstatTxgSource(
         root=root,
         pools=None if pools is None else [str(p) for p in pools],
-        interval_ns=_interval(options.get("interval", "1s")),
+        interval_ns=interval_option("zfs_txg", options.get("interval", "1s")),
         history=bool(options.get("history", False)),
     )

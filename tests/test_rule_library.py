@@ -73,10 +73,8 @@ def test_every_rule_has_a_positive_and_a_negative_case() -> None:
         for name in lib
     }
     missing = {name: kinds for name, kinds in missing.items() if kinds}
-    assert not missing, (
-        "rules without test cases (add them under rules/tests/): "
-        + ", ".join(f"{name} ({lib[name]}): no {' and no '.join(k)} case" for name, k in
-                    sorted(missing.items()))
+    assert not missing, "rules without test cases (add them under rules/tests/): " + ", ".join(
+        f"{name} ({lib[name]}): no {' and no '.join(k)} case" for name, k in sorted(missing.items())
     )
 
 

@@ -159,9 +159,8 @@ def _syntax_error(
             here = ctx.span_at(pos)
             there = ctx.span_at(opener.start)
             if here.line > there.line:
-                found_text = (
-                    repr(found.text) if found is not None and found_i < hi else "the end of the rule"
-                )
+                inside = found if found_i < hi else None
+                found_text = "the end of the rule" if inside is None else repr(inside.text)
                 return sources.error(
                     f"unclosed '(': expected ')' before {found_text} on line {here.line}",
                     there,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,8 +204,8 @@ class Evaluator:
                 if v is not None and not (isinstance(v, float) and math.isnan(v)):
                     d[f] = v
             tvals.append(d)
-        late = int(np.count_nonzero(ends <= self._wm))
-        self._stats["late_triggers"] += late
+        # A trigger emitted behind the watermark (a poller learning of it afterwards).
+        self._stats["late_triggers"] += int(np.count_nonzero(b.emit < self._wm))
         rs.pending.add(starts, ends, b, tvals)
         self._due = min(self._due, int(ends.min()))
 
@@ -351,7 +351,7 @@ class Evaluator:
         rs: _Rule,
         ws: int,
         we: int,
-        fire: list[tuple[int, int, tuple[int, list[int]] | None]],
+        fire: Sequence[tuple[int, int, tuple[int, list[int]] | None]],
         vals: list[np.ndarray],
         occ: Occurrence | None,
         out: list[Finding],

@@ -32,14 +32,23 @@ Event = dict[str, object]
 
 
 AREA = {
-    "disk_latency_high": "disk", "disk_latency_regression": "disk", "disk_queueing": "disk",
-    "periodic_disk_spikes": "disk", "periodic_disk_spikes_irregular": "disk",
+    "disk_latency_high": "disk",
+    "disk_latency_regression": "disk",
+    "disk_queueing": "disk",
+    "periodic_disk_spikes": "disk",
+    "periodic_disk_spikes_irregular": "disk",
+    "periodic_disk_spikes_5min": "disk",
     "txg_sync_starves_reads": "zfs",
-    "memcg_growth_before_oom": "memory", "memcg_heading_for_limit": "memory",
-    "direct_reclaim_stalls": "memory", "reclaim_before_oom": "memory",
-    "runq_latency_high": "cpu", "runq_latency_per_task": "cpu",
-    "kernel_threads_steal_cpu": "cpu", "exec_storm": "cpu",
-    "tcp_retransmit_storm": "network", "net_drop_storm": "network",
+    "memcg_growth_before_oom": "memory",
+    "memcg_heading_for_limit": "memory",
+    "direct_reclaim_stalls": "memory",
+    "reclaim_before_oom": "memory",
+    "runq_latency_high": "cpu",
+    "runq_latency_per_task": "cpu",
+    "kernel_threads_steal_cpu": "cpu",
+    "exec_storm": "cpu",
+    "tcp_retransmit_storm": "network",
+    "net_drop_storm": "network",
 }
 
 
@@ -61,10 +70,25 @@ def times(start: int, stop: int, step: int) -> Iterator[int]:
     return iter(range(start, stop, step))
 
 
-def io(ts: int, dev: str, lat: int, op: str = "write", queue: int | None = None,
-       comm: str = "postgres", pid: int = 18234) -> Event:
-    e: Event = {"ts": ts, "stream": "disk.io", "dev": dev, "op": op, "bytes": 16384,
-                "latency": lat, "pid": pid, "comm": comm}
+def io(
+    ts: int,
+    dev: str,
+    lat: int,
+    op: str = "write",
+    queue: int | None = None,
+    comm: str = "postgres",
+    pid: int = 18234,
+) -> Event:
+    e: Event = {
+        "ts": ts,
+        "stream": "disk.io",
+        "dev": dev,
+        "op": op,
+        "bytes": 16384,
+        "latency": lat,
+        "pid": pid,
+        "comm": comm,
+    }
     if queue is not None:
         e["queue"] = queue
     return e
@@ -116,8 +140,12 @@ def disk_latency_regression() -> None:
     """
     rnd = random.Random(20)
     ev: list[Event] = []
-    for dev, step, slow_lat in (("sda", 16, 3 * MS), ("sdb", 16, 1_900 * US),
-                                ("sdc", 16, 3 * MS), ("sdd", 21, 3 * MS)):
+    for dev, step, slow_lat in (
+        ("sda", 16, 3 * MS),
+        ("sdb", 16, 1_900 * US),
+        ("sdc", 16, 3 * MS),
+        ("sdd", 21, 3 * MS),
+    ):
         for t in times(3 * MS, 40 * S, step * MS):
             if 30 * S <= t <= 30_500 * MS:
                 lat = slow_lat
@@ -157,8 +185,13 @@ def disk_queueing() -> None:
 
 
 def _txg(ts: int, dur_ms: int, txg: int, pool: str = "tank", dirty: int | None = None) -> Event:
-    e: Event = {"ts": ts, "stream": "zfs.txg.sync", "end": ts + dur_ms * MS, "pool": pool,
-                "txg": txg}
+    e: Event = {
+        "ts": ts,
+        "stream": "zfs.txg.sync",
+        "end": ts + dur_ms * MS,
+        "pool": pool,
+        "txg": txg,
+    }
     if dirty is not None:
         e["dirty"] = dirty
     return e
@@ -178,21 +211,50 @@ def periodic_disk_spikes() -> None:
     I/O in the window) at 10.1, 40.4, 70.1, 100.1s: intervals 30.3s, 29.7s,
     mean 30s, spread 0.6s (< 10% of 30s): fires once at 70.1s, period 30s; the
     4th episode keeps the spacing steady and does not fire again.
+    Then a sync is skipped (next at 145.03s: an interval of 45s breaks the run),
+    and syncs at 145.03, 175.02, 205.04s make a new steady run: episodes at
+    145.1, 175.1, 205.1s fire again at 205.1s, period 30s.
     """
     rnd = random.Random(30)
     ev: list[Event] = []
     syncs = [(10_020, 189), (40_320, 201), (70_050, 178), (100_030, 195)]
+    syncs += [(145_030, 190), (175_020, 185), (205_040, 199)]
     slow = []
     for k, (start_ms, dur) in enumerate(syncs):
         ev.append(_txg(start_ms * MS, dur, 8812 + k, dirty=int(1.5 * GiB)))
         slow.append((start_ms * MS, (start_ms + dur) * MS))
-    for k, t in enumerate(times(2_500 * MS, 120 * S, 5 * S)):
+    for k, t in enumerate(times(2_500 * MS, 215 * S, 5 * S)):
         ev.append(_commit(t, 40, 5530 + k))
-    for t in times(5 * MS, 120 * S, 20 * MS):
+    for t in times(5 * MS, 215 * S, 20 * MS):
         hot = any(a <= t <= b for a, b in slow)
         lat = int(rnd.uniform(8, 12) * MS) if hot else healthy(rnd)
         ev.append(io(t, "sda", lat, comm="z_wr_iss", pid=411))
     write("periodic_disk_spikes", ev)
+
+
+def periodic_disk_spikes_5min() -> None:
+    """p99 spikes every 5 minutes: "TCP latency spikes to 200ms every 5 minutes ...
+    if txg_sync or z_wr_iss appears in bursts every 5 minutes, ZFS TXG syncs are
+    flooding the I/O subsystem" (zfs_txg_timeout raised: massive flushes).
+
+    I/O every 100ms (10/s) from 0 to 1000s, 16-63us; TXG syncs of pool tank at
+    60.02, 360.31, 660.05, 960.04s take 5.2-6s ("long syncs (>5 seconds) cause
+    write latency spikes"), I/O during them 20-60ms. The first slow I/Os come at
+    60.105, 360.405, 660.105, 960.105s: episodes at 60.2, 360.5, 660.2, 960.2s
+    (intervals 300.3s, 299.7s): fires once at 660.2s, period 300s.
+    """
+    rnd = random.Random(300)
+    ev: list[Event] = []
+    syncs = [(60_020, 5_200), (360_310, 6_000), (660_050, 5_500), (960_040, 5_800)]
+    slow = []
+    for k, (start_ms, dur) in enumerate(syncs):
+        ev.append(_txg(start_ms * MS, dur, 20100 + k, dirty=int(3.8 * GiB)))
+        slow.append((start_ms * MS, (start_ms + dur) * MS))
+    for t in times(5 * MS, 1000 * S, 100 * MS):
+        hot = any(a <= t <= b for a, b in slow)
+        lat = int(rnd.uniform(20, 60) * MS) if hot else healthy(rnd)
+        ev.append(io(t, "sda", lat, comm="z_wr_iss", pid=411))
+    write("periodic_disk_spikes_5min", ev)
 
 
 def periodic_disk_spikes_irregular() -> None:
@@ -206,8 +268,16 @@ def periodic_disk_spikes_irregular() -> None:
     """
     rnd = random.Random(31)
     ev: list[Event] = []
-    hot = [(10_000, 8, 12), (40_000, 8, 12), (85_000, 8, 12), (100_000, 8, 12),
-           (20_000, 4, 4.8), (50_000, 4, 4.8), (80_000, 4, 4.8), (110_000, 4, 4.8)]
+    hot = [
+        (10_000, 8, 12),
+        (40_000, 8, 12),
+        (85_000, 8, 12),
+        (100_000, 8, 12),
+        (20_000, 4, 4.8),
+        (50_000, 4, 4.8),
+        (80_000, 4, 4.8),
+        (110_000, 4, 4.8),
+    ]
     for k, (start_ms, _, _) in enumerate(sorted(hot)):
         ev.append(_txg(start_ms * MS, 200, 9000 + k, dirty=int(1.5 * GiB)))
     for t in times(5 * MS, 120 * S, 20 * MS):
@@ -264,10 +334,16 @@ def _memcg(ts: int, cgroup: str, usage: int, limit: int | None) -> Event:
     return e
 
 
-def _oom(ts: int, cgroup: str, pid: int, comm: str, rss: int,
-         constraint: str = "memcg") -> Event:
-    return {"ts": ts, "stream": "oom.kill", "pid": pid, "comm": comm, "cgroup": cgroup,
-            "constraint": constraint, "rss": rss}
+def _oom(ts: int, cgroup: str, pid: int, comm: str, rss: int, constraint: str = "memcg") -> Event:
+    return {
+        "ts": ts,
+        "stream": "oom.kill",
+        "pid": pid,
+        "comm": comm,
+        "cgroup": cgroup,
+        "constraint": constraint,
+        "rss": rss,
+    }
 
 
 def memcg_growth_before_oom() -> None:
@@ -296,10 +372,13 @@ def memcg_growth_before_oom() -> None:
         "indexer.service": (16 * GiB, lambda s: 4 * GiB + 2 * MiB * s),
         "worker.service": (2 * GiB, lambda s: 1.5 * GiB),
     }
-    kills = {"myapp.service": (360_400, 18234, "java"), "batch.service": (300_500, 7001, "sort"),
-             "etl.service": (390_200, 7102, "python3"),
-             "report.service": (360_700, 7203, "report"),
-             "worker.service": (395_300, 7304, "worker")}
+    kills = {
+        "myapp.service": (360_400, 18234, "java"),
+        "batch.service": (300_500, 7001, "sort"),
+        "etl.service": (390_200, 7102, "python3"),
+        "report.service": (360_700, 7203, "report"),
+        "worker.service": (395_300, 7304, "worker"),
+    }
     for name, (limit, curve) in curves.items():
         end_ms = kills[name][0] if name in kills else 400_000
         for sec in range(401):
@@ -348,11 +427,9 @@ def _reclaim(ts: int, pid: int = 18234, comm: str = "java", dur_us: int = 800) -
 def direct_reclaim_stalls() -> None:
     """More than 1000 direct reclaims in 30s ("thousands per 30-second window").
 
-    - 100 reclaims/s for exactly 10s, 20.005s..30.995s step 10ms would be 1100; the
-      burst is 1000 reclaims (20.005s + k*10ms, k < 1000): never more than 1000 in
-      a window: no.
-    - 990 reclaims in 30s, evenly (one per 30.3ms) from 60s to 90s, and later
-      ones: at most 991 in any 30s window... none later: no.
+    - a burst of exactly 1000 reclaims, one per 10ms from 20.005s: never more
+      than 1000 in a window: no.
+    - 990 reclaims spread over 30s (one per 30.3ms from 60s): no.
     - from 200.01s one reclaim every 20ms (50/s) until 250s: a window holds 1000
       at the step 220.0s and 1005 at 220.1s: fires at 220.1s (window
       [190.1s, 220.1s]).
@@ -370,36 +447,50 @@ def direct_reclaim_stalls() -> None:
 def reclaim_before_oom() -> None:
     """More than 100 direct reclaims in the minute before an OOM kill.
 
-    - kill at 100s (global OOM, java 18234): 150 reclaims at 50.0s + k*300ms
-      (k < 150; 4 of them before the window [40s, 100s] opens... none: all in
-      [50s, 94.7s]): fires with the window [40s, 100s].
+    - kill at 100s (global OOM, java 18234): 150 reclaims at 50.0s + k*300ms,
+      all in [50s, 94.7s]: fires with the window [40s, 100s].
     - kill at 300s: exactly 100 reclaims in [240s, 300s] (240.0s + k*500ms,
       k < 100; 240.0 is inside the closed window) plus one at 239.95s, just
       outside: no.
     - kill at 500s: 150 reclaims from 420.0s to 438.0s, more than a minute before
       it: no.
+    - kill at 700s: 101 reclaims from 640.0s (the window [640s, 700s] is closed,
+      so the first counts) to 690.0s: fires with the window [640s, 700s].
     """
     ev: list[Event] = []
     ev += [_reclaim(50 * S + k * 300 * MS) for k in range(150)]
-    ev.append(_oom(100 * S, "/system.slice/myapp.service", 18234, "java", 8 * GiB,
-                   constraint="global"))
+    ev.append(
+        _oom(100 * S, "/system.slice/myapp.service", 18234, "java", 8 * GiB, constraint="global")
+    )
     ev += [_reclaim(240 * S + k * 500 * MS, pid=2210, comm="postgres") for k in range(100)]
     ev.append(_reclaim(239_950 * MS, pid=2210, comm="postgres"))
-    ev.append(_oom(300 * S, "/system.slice/postgresql.service", 2210, "postgres", 6 * GiB,
-                   constraint="global"))
+    ev.append(
+        _oom(
+            300 * S,
+            "/system.slice/postgresql.service",
+            2210,
+            "postgres",
+            6 * GiB,
+            constraint="global",
+        )
+    )
     ev += [_reclaim(420 * S + k * 120 * MS, pid=3100, comm="rsync") for k in range(150)]
-    ev.append(_oom(500 * S, "/system.slice/backup.service", 3100, "rsync", 2 * GiB,
-                   constraint="global"))
+    ev.append(
+        _oom(500 * S, "/system.slice/backup.service", 3100, "rsync", 2 * GiB, constraint="global")
+    )
+    # boundary: 101 reclaims, the first exactly at the window's start (closed)
+    ev += [_reclaim(640 * S + k * 500 * MS, pid=4100, comm="node") for k in range(101)]
+    ev.append(
+        _oom(700 * S, "/system.slice/api.service", 4100, "node", 3 * GiB, constraint="global")
+    )
     write("reclaim_before_oom", ev)
 
 
 # --- cpu.rules --------------------------------------------------------------------
 
 
-def _runq(ts: int, lat: int, comm: str = "qemu-system-x86", pid: int = 4242,
-          cpu: int = 0) -> Event:
-    return {"ts": ts, "stream": "sched.runq", "pid": pid, "comm": comm, "cpu": cpu,
-            "latency": lat}
+def _runq(ts: int, lat: int, comm: str = "qemu-system-x86", pid: int = 4242, cpu: int = 0) -> Event:
+    return {"ts": ts, "stream": "sched.runq", "pid": pid, "comm": comm, "cpu": cpu, "latency": lat}
 
 
 def _fast_runq(rnd: random.Random) -> int:
@@ -453,8 +544,11 @@ def runq_latency_per_task() -> None:
     """
     rnd = random.Random(18234)
     ev: list[Event] = []
-    for comm, pid, off in (("postgres", 18234, 3), ("ffmpeg", 5150, 5),
-                           ("qemu-system-x86", 4242, 7)):
+    for comm, pid, off in (
+        ("postgres", 18234, 3),
+        ("ffmpeg", 5150, 5),
+        ("qemu-system-x86", 4242, 7),
+    ):
         for t in times(off * MS, 40 * S, 10 * MS):
             late = t >= 30 * S
             if comm == "ffmpeg":
@@ -480,9 +574,9 @@ def kernel_threads_steal_cpu() -> None:
       is anchored: no kcompactd/khugepaged).
     - 40-45s: qemu waits 3-4.5ms (under 5ms), kcompactd0 20x + khugepaged 20x: no.
     - 70-75s: qemu waits 6-9ms, kcompactd0 switches in exactly 10 times: no.
-    - 100-105s: qemu waits 6-9ms from 100.0s; kcompactd0 (12x) and khugepaged
-      (12x) from 100.0s, every 150ms: at 100.8s the window holds 6 + 6 = 12 of
-      them and the slow waits: fires at the step 100.8s... see the test file.
+    - 100-105s: qemu waits 6-9ms from 100.003s; kcompactd0 (at 100.01s +
+      k*150ms) and khugepaged (at 100.02s + k*150ms), 12 each: the 11th of them
+      (100.76s) is in the window of the step 100.8s: fires there, once.
     """
     rnd = random.Random(2060)
     ev: list[Event] = []
@@ -510,26 +604,38 @@ def kernel_threads_steal_cpu() -> None:
 
 
 def _exec(ts: int, comm: str, pid: int, filename: str) -> Event:
-    return {"ts": ts, "stream": "proc.exec", "pid": pid, "ppid": 1, "comm": comm,
-            "filename": filename}
+    return {
+        "ts": ts,
+        "stream": "proc.exec",
+        "pid": pid,
+        "ppid": 1,
+        "comm": comm,
+        "filename": filename,
+    }
 
 
 def exec_storm() -> None:
     """More than 100 execs/s of one command over 5s, held for 10s.
 
     A crash-looping health check: `sh -c` exec'd every 8ms (125/s).
-    - sh: from 10.002s to 30s: the 5s window holds 500 at the step 14.0s and 501
-      at 14.1s: holds from 14.1s, fires at 24.1s (window [19.1s, 24.1s]), once.
+    - sh: from 10.002s to 30s: the 5s window holds 500 at the step 14.0s (not
+      over 100/s) and 513 at 14.1s: holds from 14.1s, fires at 24.1s (window [19.1s, 24.1s]), once.
     - make: one every 10.1ms (99/s, at most 496 in 5s) from 10s to 30s: no.
-    - curl: 125/s from 10.004s to 22.0s: holds from 14.1s to 23.0s (8.9s): no.
+    - curl: 125/s from 10.004s to 22.0s: holds from 14.1s to 22.9s (8.8s): no.
     """
     ev: list[Event] = []
-    ev += [_exec(t, "sh", 20000 + k, "/bin/sh")
-           for k, t in enumerate(times(10_002 * MS, 30 * S, 8 * MS))]
-    ev += [_exec(t, "make", 40000 + k, "/usr/bin/make")
-           for k, t in enumerate(times(10 * S, 30 * S, 10_100 * US))]
-    ev += [_exec(t, "curl", 60000 + k, "/usr/bin/curl")
-           for k, t in enumerate(times(10_004 * MS, 22 * S, 8 * MS))]
+    ev += [
+        _exec(t, "sh", 20000 + k, "/bin/sh")
+        for k, t in enumerate(times(10_002 * MS, 30 * S, 8 * MS))
+    ]
+    ev += [
+        _exec(t, "make", 40000 + k, "/usr/bin/make")
+        for k, t in enumerate(times(10 * S, 30 * S, 10_100 * US))
+    ]
+    ev += [
+        _exec(t, "curl", 60000 + k, "/usr/bin/curl")
+        for k, t in enumerate(times(10_004 * MS, 22 * S, 8 * MS))
+    ]
     write("exec_storm", ev)
 
 
@@ -537,8 +643,15 @@ def exec_storm() -> None:
 
 
 def _retrans(ts: int, daddr: str, sport: int, dport: int) -> Event:
-    return {"ts": ts, "stream": "tcp.retransmit", "saddr": "10.0.1.5", "daddr": daddr,
-            "sport": sport, "dport": dport, "state": "ESTABLISHED"}
+    return {
+        "ts": ts,
+        "stream": "tcp.retransmit",
+        "saddr": "10.0.1.5",
+        "daddr": daddr,
+        "sport": sport,
+        "dport": dport,
+        "state": "ESTABLISHED",
+    }
 
 
 def tcp_retransmit_storm() -> None:
@@ -546,14 +659,16 @@ def tcp_retransmit_storm() -> None:
 
     "@retrans_to[10.0.1.20]: 412, @retrans_to[10.0.2.100]: 3" per 10s.
     - 10.0.1.20 (postgres 5432): one every 24ms (~416/10s) from 10.003s to 30s:
-      a 5s window holds 200 (40/s) at the step 14.8s and 201 at 14.9s: fires at
+      a 5s window holds 200 (40/s) at the step 14.8s and 205 at 14.9s: fires at
       14.9s (window [9.9s, 14.9s]), once.
     - 10.0.2.100 (nginx 80): 3 per 10s: no.
     - 10.0.3.50: one every 25.6ms (39/s, at most 196 in 5s), 10-30s: no.
     """
     ev: list[Event] = []
-    ev += [_retrans(t, "10.0.1.20", 5432, 48912 + k % 2)
-           for k, t in enumerate(times(10_003 * MS, 30 * S, 24 * MS))]
+    ev += [
+        _retrans(t, "10.0.1.20", 5432, 48912 + k % 2)
+        for k, t in enumerate(times(10_003 * MS, 30 * S, 24 * MS))
+    ]
     ev += [_retrans(t, "10.0.2.100", 80, 55123) for t in times(1 * S, 40 * S, 3_333 * MS)]
     ev += [_retrans(t, "10.0.3.50", 443, 40100) for t in times(10 * S, 30 * S, 25_600 * US)]
     write("tcp_retransmit_storm", ev)
@@ -571,14 +686,16 @@ def net_drop_storm() -> None:
     - NETFILTER_DROP: one drop every 800us (1250/s) from 10.0s to 20.0s: more
       than 5000 in the 5s window first at the step 14.0s ... fires once at
       19.0s (window [14.0s, 19.0s]).
-    - NOT_SPECIFIED: 1250/s from 30.0s to 38.5s: holds from 34.0s to 38.5s
-      (4.5s): no.
+    - NOT_SPECIFIED: 1250/s from 30.0s to 38.0s: holds from 34.0s to 38.9s
+      (4.9s): no.
     - TCP_OLD_DATA: one every 1010us (990/s) from 10.0s to 20.0s: no.
+    - NO_SOCKET: 2/s from 0 to 50s, so that the replay goes on past the storms.
     """
     ev: list[Event] = []
     ev += [_drop(t, "NETFILTER_DROP") for t in times(10 * S, 20 * S, 800 * US)]
-    ev += [_drop(t, "NOT_SPECIFIED") for t in times(30 * S, 38_500 * MS, 800 * US)]
+    ev += [_drop(t, "NOT_SPECIFIED") for t in times(30 * S, 38 * S, 800 * US)]
     ev += [_drop(t, "TCP_OLD_DATA") for t in times(10 * S, 20 * S, 1010 * US)]
+    ev += [_drop(t, "NO_SOCKET") for t in times(250 * MS, 50 * S, 500 * MS)]
     write("net_drop_storm", ev)
 
 
@@ -588,6 +705,7 @@ if __name__ == "__main__":
     disk_queueing()
     periodic_disk_spikes()
     periodic_disk_spikes_irregular()
+    periodic_disk_spikes_5min()
     txg_sync_starves_reads()
     memcg_growth_before_oom()
     memcg_heading_for_limit()

@@ -259,3 +259,35 @@ def _ns(text: str) -> int:
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|μs|ms|s)", text)
     assert m, text
     return round(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def test_key_fields_split_across_condition_streams(tmp_path: Path) -> None:
+    # dev only on disk.io, cgroup only on memcg: one group per combination seen,
+    # each aggregate keyed by the fields its stream carries
+    rules = (
+        "rule r\n  when count(disk.io) >= 1 and max(memcg.usage) > 0 over 1s\n  by dev, cgroup\n"
+    )
+    evs = [
+        disk(1 * S, dev="sda"),
+        disk(1 * S, dev="sdb"),
+        disk(1 * S, dev="sdb"),
+        ev("memcg", 1 * S, cgroup="/a", usage=10),
+        ev("memcg", 1 * S, cgroup="/b", usage=20),
+    ]
+    r = replay(tmp_path, rules, evs)
+    assert r.rc == 0, r.err
+    got = sorted(
+        (
+            f["key"]["dev"],
+            f["key"]["cgroup"],
+            f["values"]["count(disk.io)"],
+            f["values"]["max(memcg.usage)"],
+        )
+        for f in r.findings
+    )
+    assert got == [
+        ("sda", "/a", 1, 10),
+        ("sda", "/b", 1, 20),
+        ("sdb", "/a", 2, 10),
+        ("sdb", "/b", 2, 20),
+    ]

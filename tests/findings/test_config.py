@@ -109,6 +109,7 @@ def test_full_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ),
         ('[[sink]]\ntype = "jsonl"\n', "sink[0].path"),
         ('[metrics]\nlisten = "nonsense"\n', "metrics.listen"),
+        ('[metrics]\nlisten = "127.0.0.1:99999"\n', "metrics.listen"),
         ('[rules]\npaths = "/etc"\n', "rules.paths"),
         ("sink = 3\n", "sink"),
     ],
@@ -130,6 +131,17 @@ def test_missing_file() -> None:
     with pytest.raises(ConfigError) as e:
         load_config("/nonexistent/tracehound.toml")
     assert "/nonexistent/tracehound.toml" in str(e.value)
+
+
+def test_file_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="cannot read the configuration"):
+        load_config(str(bad))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[sink]]\nurl = "http://x"\nsecret = "file:{bad}"\n')
+    with pytest.raises(ConfigError, match=r"sink\[0\]\.secret: cannot read"):
+        load_config(str(cfg))
 
 
 def test_metrics_off_and_sink_defaults() -> None:

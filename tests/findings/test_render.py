@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.findings import Evidence, ExplainEntry, Finding
+from engine.findings import Evidence, ExplainEntry
 from engine.render import render_finding
 from engine.runtime.histogram import histogram
 
-
-def _finding(**kw) -> Finding:  # type: ignore[no-untyped-def]
-    window = histogram(np.array([1.5e6, 1.6e6, 1.7e6, 3e6], dtype=np.float64))
-    base = histogram(np.array([40e3] * 10 + [50e3] * 6, dtype=np.float64))
-    args = dict(
-        rule="disk_p99_near_txg",
-        severity="critical",
-        ts=12_500_000_000,
-        window=(12_300_000_000, 12_500_000_000),
-        key={"dev": "sda"},
-        values={"p99(disk.io.latency)": 3e6, "count(disk.io)": 4.0},
-        trigger={
-            "stream": "zfs.txg.sync",
-            "ts": 12_310_000_000,
-            "end": 12_500_000_000,
-            "pool": "tank",
-            "txg": 8812,
-        },
-        evidence={"disk.io.latency": Evidence(window, base)},
-        summary="p99 write latency on sda rose from 40us to 3ms",
-        lost=0,
-    )
-    args.update(kw)
-    return Finding(**args)  # type: ignore[arg-type]
+from .helpers import make_finding
 
 
 def test_header_summary_values_trigger() -> None:
-    text = render_finding(_finding())
+    text = render_finding(make_finding())
     first = text.splitlines()[0]
     assert "CRITICAL" in first and "disk_p99_near_txg" in first and "dev=sda" in first
     assert "12.500000s" in first
@@ -48,7 +25,7 @@ def test_header_summary_values_trigger() -> None:
 
 
 def test_histograms_side_by_side() -> None:
-    lines = render_finding(_finding()).splitlines()
+    lines = render_finding(make_finding()).splitlines()
     rows = [ln for ln in lines if "->" in ln]
     # window: 1.5-1.7ms in [2^20, 2^21) ns, 3ms in [2^21, 2^22); baseline in 32.8-65.5us
     by_label = {ln.split(":")[0].strip(): ln for ln in rows}
@@ -69,14 +46,14 @@ def test_histograms_side_by_side() -> None:
 
 def test_sizes_in_binary_units() -> None:
     h = histogram(np.array([4096.0, 70000.0], dtype=np.float64))
-    f = _finding(evidence={"disk.io.bytes": Evidence(h, h)})
+    f = make_finding(evidence={"disk.io.bytes": Evidence(h, h)})
     text = render_finding(f)
     assert "4KiB -> 8KiB" in text and "64KiB -> 128KiB" in text
 
 
 def test_period_explain_lost() -> None:
     S = 1_000_000_000
-    f = _finding(
+    f = make_finding(
         period=30 * S,
         episodes=[10 * S, 40 * S, 70 * S],
         explain=[
@@ -94,5 +71,5 @@ def test_period_explain_lost() -> None:
 
 def test_empty_evidence() -> None:
     e = histogram(np.array([], dtype=np.float64))
-    text = render_finding(_finding(evidence={"disk.io.latency": Evidence(e, e)}, trigger=None))
+    text = render_finding(make_finding(evidence={"disk.io.latency": Evidence(e, e)}, trigger=None))
     assert "no samples" in text and "n=0" in text and "trigger" not in text

@@ -130,6 +130,8 @@ def test_bad_inline_event_names_the_test_file(
         ('trace = "missing.jsonl"\n[[expect]]\nrule = "stall"\n', "not found"),
         ('trace = "t.jsonl"\n', "nothing to check"),
         ('trace = "t.jsonl"\n[[expect]]\nrule = "stall"\nat = "3 parsecs"\n', "expect stall"),
+        ('tick = 0\ntrace = "t.jsonl"\n[[expect]]\nrule = "stall"\n', "tick: must be more"),
+        ('tick = -5\ntrace = "t.jsonl"\n[[expect]]\nrule = "stall"\n', "tick: must be more"),
     ],
 )
 def test_bad_test_files(folder: Path, body: str, message: str) -> None:

@@ -168,6 +168,9 @@ def test_bad_interval() -> None:
         memcg.make_source(frozenset({"memcg"}), {"root": "/", "interval": "5MB"})
     with pytest.raises(ConfigError):
         memcg.make_source(frozenset({"memcg"}), {"root": "/", "interval": 0})
+    for odd in (float("nan"), float("inf"), True, [1]):
+        with pytest.raises(ConfigError, match="memcg interval"):
+            memcg.make_source(frozenset({"memcg"}), {"root": "/", "interval": odd})
 
 
 async def test_run_emits_each_interval(tmp_path: Path) -> None:

@@ -200,6 +200,10 @@ def test_make_source_errors(tmp_path: Path) -> None:
         zfs_txg.make_source(frozenset({"zfs.txg.sync"}), {"mode": "magic"})
     with pytest.raises(ConfigError):
         zfs_txg.make_source(frozenset({"zfs.txg.sync"}), {"root": str(tmp_path), "interval": "x"})
+    for odd in (float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="zfs_txg interval"):
+            opts = {"root": str(tmp_path), "interval": odd}
+            zfs_txg.make_source(frozenset({"zfs.txg.sync"}), opts)
 
 
 def test_check_says_why() -> None:

@@ -141,6 +141,10 @@ def test_by_field_only_condition_carries_groups_per_dev() -> None:
         ("sda", 2 * MS),
     ]
     assert all(f.trigger and f.trigger["txg"] == 8812 for f in found)
+    # Each key's evidence holds its own rows only.
+    for f in found:
+        h = f.evidence["disk.io.latency"].window
+        assert (h.count, h.max) == (1, f.values["p99(disk.io.latency)"])
 
 
 def test_field_both_sides_carry_must_match() -> None:
