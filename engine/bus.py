@@ -24,6 +24,10 @@ class _Counts:
     events: int = 0
     batches: int = 0
 
+    def add(self, batch: Batch) -> None:
+        self.events += len(batch)
+        self.batches += 1
+
 
 @dataclass(eq=False)
 class Subscription:
@@ -101,8 +105,7 @@ class Bus:
         c = self._published.get(batch.stream)
         if c is None:
             c = self._published[batch.stream] = _Counts()
-        c.events += len(batch)
-        c.batches += 1
+        c.add(batch)
 
     async def publish(self, batch: Batch) -> None:
         """Deliver to every interested subscriber, waiting for room in each."""
@@ -113,10 +116,9 @@ class Bus:
             try:
                 await sub._send.send(batch)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._drop(sub, batch)
-                continue
-            sub.delivered.events += len(batch)
-            sub.delivered.batches += 1
+                sub.dropped.add(batch)
+            else:
+                sub.delivered.add(batch)
 
     def publish_nowait(self, batch: Batch) -> None:
         """Deliver where there is room; count a drop for every full subscriber."""
@@ -127,15 +129,9 @@ class Bus:
             try:
                 sub._send.send_nowait(batch)
             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._drop(sub, batch)
-                continue
-            sub.delivered.events += len(batch)
-            sub.delivered.batches += 1
-
-    @staticmethod
-    def _drop(sub: Subscription, batch: Batch) -> None:
-        sub.dropped.events += len(batch)
-        sub.dropped.batches += 1
+                sub.dropped.add(batch)
+            else:
+                sub.delivered.add(batch)
 
     def close(self) -> None:
         """End of input: subscribers finish once they have read what is queued."""

@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watch", help="attach probes and evaluate rules live")
     _add_rules_opts(p)
     p.add_argument("--duration", metavar="D", help="stop after D (e.g. 30s, 10m)")
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        help="also write every event evaluated to this trace file (.jsonl or .jsonl.gz)",
+    )
     p.set_defaults(func=_cmd_watch)
 
     p = sub.add_parser("replay", help="evaluate rules over recorded trace files")
@@ -97,7 +102,14 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
     duration = parse_duration_arg(args.duration)
     config = load_config(args.config)
-    return watch(args.rules, config, json=args.json, duration=duration, fail_on=args.fail_on)
+    return watch(
+        args.rules,
+        config,
+        json=args.json,
+        duration=duration,
+        fail_on=args.fail_on,
+        record=args.record,
+    )
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -72,7 +72,10 @@ def watch(
     json: bool = False,
     duration: int | None = None,
     fail_on: str | None = None,
+    record: str | None = None,
 ) -> int:
+    """Evaluate `rules` live; with `record`, also write to that trace file every batch
+    the evaluator consumed (replaying it gives the same findings)."""
     from probes import PROBES
     from probes.live import sources_for_plan
 
@@ -108,6 +111,14 @@ def watch(
 
         metrics.add_collector(_probe_metrics)
 
+        writer = None
+        make_evaluator = None
+        if record is not None:
+            from .tracefile import TraceWriter
+
+            writer = TraceWriter(record)
+            make_evaluator = _recording_evaluator(writer)
+
         async def body(stop: anyio.Event) -> Any:
             console = ConsoleSink(json=json)
             async with open_delivery(config, console=console, metrics=metrics, serve=True) as r:
@@ -119,17 +130,59 @@ def watch(
                     tick=config.engine.tick,
                     duration=duration,
                     stop=stop,
+                    **({} if make_evaluator is None else {"make_evaluator": make_evaluator}),
                 )
 
-        result = anyio.run(_with_signals, body)
+        try:
+            result = anyio.run(_with_signals, body)
+        finally:
+            if writer is not None:
+                writer.close()
     finally:
         live.close()
+    if writer is not None:
+        _say(f"recorded {writer.events} event(s) to {record}")
     lost = sum(s.stats().get("lost", 0) for s in live.sources)
     _say(f"{result.findings} finding(s); {lost} event(s) lost in perf buffers")
     worst = result.worst()
     if fail_on and worst is not None and severity_rank(worst) >= severity_rank(fail_on):
         return 1
     return 0
+
+
+class _Recording:
+    """An evaluator that first writes every batch it is pushed to a trace file.
+
+    Teeing here, where the pipeline's subscriber hands batches to the runtime, records
+    exactly what was evaluated: nothing the bus dropped, everything the final drain
+    delivered after a stop, in the order it was evaluated.
+    """
+
+    def __init__(self, inner: Any, writer: Any) -> None:
+        self._inner = inner
+        self._writer = writer
+
+    def push(self, batch: Batch) -> None:
+        self._writer.write(batch)
+        self._inner.push(batch)
+
+    def advance(self, watermark: int) -> Any:
+        return self._inner.advance(watermark)
+
+    def finish(self) -> Any:
+        return self._inner.finish()
+
+    def stats(self) -> Any:
+        return self._inner.stats()
+
+
+def _recording_evaluator(writer: Any) -> Callable[[Any, int], Any]:
+    def make(plan: Any, tick: int) -> Any:
+        from .runtime.evaluator import Evaluator
+
+        return _Recording(Evaluator(plan, tick=tick), writer)
+
+    return make
 
 
 def record(path: str, streams: Sequence[str] | None, *, duration: int | None = None) -> int:

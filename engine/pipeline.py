@@ -19,15 +19,13 @@ import anyio.lowlevel
 from .batch import Batch
 from .bus import Bus
 from .clock import INFINITY, Clock, LiveClock
+from .config import SEVERITIES
 from .dsl.plan import Plan
 from .errors import TraceHoundError
 from .findings import Finding
 from .source import Source
 
 __all__ = ["EvaluatorLike", "PipelineResult", "Router", "run_pipeline"]
-
-SEVERITIES = ("info", "warning", "critical")
-
 
 class EvaluatorLike(Protocol):
     def push(self, batch: Batch) -> None: ...

@@ -18,7 +18,6 @@ from .units import Kind, format_value
 __all__ = [
     "field_kind",
     "format_ts",
-    "histogram_lines",
     "key_text",
     "render_finding",
     "side_by_side",
@@ -103,17 +102,6 @@ def side_by_side(
     return out
 
 
-def histogram_lines(h: Histogram, kind: Kind) -> list[str]:
-    """One histogram alone, bcc style (for sinks that have room for one)."""
-    labels = [f"{_bound(lo, kind)} -> {_bound(hi, kind)}" for lo, hi, _ in h.buckets]
-    lw = max([len(s) for s in labels] + [len(_unit_name(kind))])
-    out = [f"{_unit_name(kind):>{lw}} : count    distribution"]
-    peak = max((c for _, _, c in h.buckets), default=0)
-    for label, (_, _, c) in zip(labels, h.buckets, strict=True):
-        out.append(f"{label:>{lw}} : {c:<8} {_bar(c, peak)}")
-    return out
-
-
 def _unit_name(kind: Kind) -> str:
     return {Kind.DURATION: "latency", Kind.SIZE: "size"}.get(kind, "value")
 
@@ -157,9 +145,8 @@ def key_text(key: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k}={v}" for k, v in key.items()) + "}" if key else ""
 
 
-def render_finding(f: Finding, kinds: Mapping[str, Kind] | None = None) -> str:
-    """The whole finding as readable text; `kinds` overrides guessed value kinds."""
-    kinds = kinds or {}
+def render_finding(f: Finding) -> str:
+    """The whole finding as readable text; value units are read off each value's text."""
     start, end = f.window
     lines = [
         f"[{format_ts(f.ts)}] {f.severity.upper()} {f.rule} {key_text(f.key)}".rstrip(),
@@ -170,7 +157,7 @@ def render_finding(f: Finding, kinds: Mapping[str, Kind] | None = None) -> str:
     if f.values:
         lines.append("  values:")
         for text, v in f.values.items():
-            lines.append(f"    {text} = {format_value(v, kinds.get(text) or value_kind(text))}")
+            lines.append(f"    {text} = {format_value(v, value_kind(text))}")
     if f.trigger is not None:
         lines.append(f"  trigger: {trigger_text(f.trigger)}")
     for name, ev in f.evidence.items():

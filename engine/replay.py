@@ -81,8 +81,7 @@ def replay_command(args: argparse.Namespace) -> int:
     bad = result.stats.get("sources", {}).get("trace", {}).get("bad_lines", 0)
     if bad:
         print(f"tracehound: skipped {bad} bad trace line(s)", file=sys.stderr)
-    if args.fail_on is not None:
-        floor = severity_rank(args.fail_on)
-        if any(n and severity_rank(s) >= floor for s, n in result.by_severity.items()):
-            return 1
+    worst = result.worst()
+    if args.fail_on is not None and worst is not None:
+        return 1 if severity_rank(worst) >= severity_rank(args.fail_on) else 0
     return 0

@@ -22,6 +22,7 @@ import msgspec
 
 from .errors import TraceError, TraceHoundError
 from .findings import Finding
+from .render import key_text
 from .units import parse_duration
 
 __all__ = ["RuleTest", "RuleTestError", "TestOutcome", "find_tests", "load_test", "run_test"]
@@ -238,8 +239,8 @@ def _t(ns: int) -> str:
 
 
 def describe_finding(f: Finding) -> str:
-    key = "{" + ", ".join(f"{k}={v}" for k, v in f.key.items()) + "}" if f.key else ""
-    out = f"{f.rule}{key} {f.severity} ts={_t(f.ts)} window=[{_t(f.window[0])}, {_t(f.window[1])}]"
+    start, end = f.window
+    out = f"{f.rule}{key_text(f.key)} {f.severity} ts={_t(f.ts)} window=[{_t(start)}, {_t(end)}]"
     if f.period is not None:
         out += f" period={_t(f.period)}"
     if f.explain:

@@ -32,7 +32,7 @@ class TraceWriter:
         try:
             raw = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         except OSError as e:
-            raise TraceError(f"cannot write trace: {e.strerror or e}", str(self.path), 0) from None
+            raise self._error(e) from None
         self._f: IO[bytes] = raw
         if self.path.name.endswith(".gz"):
             gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compresslevel, mtime=0)
@@ -69,13 +69,24 @@ class TraceWriter:
                     d[k] = v
             out.append(enc(d))
         out.append(b"")
-        self._f.write(b"\n".join(out))
+        try:
+            self._f.write(b"\n".join(out))
+        except OSError as e:
+            raise self._error(e) from None
         self.events += n
 
     def close(self) -> None:
-        self._f.close()
-        if self._f is not self._raw:
-            self._raw.close()
+        """Flush and close; a full disk often shows only here, as a TraceError too."""
+        try:
+            try:
+                self._f.close()
+            finally:
+                self._raw.close()  # a no-op when it is self._f
+        except OSError as e:
+            raise self._error(e) from None
+
+    def _error(self, e: OSError) -> TraceError:
+        return TraceError(f"cannot write trace: {e.strerror or e}", str(self.path), 0)
 
     def __enter__(self) -> TraceWriter:
         return self

@@ -7,6 +7,8 @@ new chunk may hold rows older than the tail: only the overlapping tail is re-sor
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,6 +29,8 @@ class History:
         self._head = 0
         self._size = 0
         self.out_of_order = 0  # rows that had to be merged into the tail
+        self.appends = 0  # append calls so far
+        self._recent: deque[tuple[int, int]] = deque(maxlen=256)  # (append number, min ts)
 
     def __len__(self) -> int:
         return self._size - self._head
@@ -94,6 +98,20 @@ class History:
                 merged = np.concatenate((b[p:s], np.asarray(cols[k], dtype=b.dtype)))
                 b[p : s + m] = merged[o]
         self._size += m
+        self.appends += 1
+        self._recent.append((self.appends, first_new))
+
+    def min_ts_since(self, appends: int) -> float:
+        """Smallest ts among rows appended after the first `appends` appends.
+
+        Lets an incremental window notice rows that landed behind its end (late
+        events, interval events emitted after their start): -inf when unknown.
+        """
+        if appends >= self.appends:
+            return math.inf
+        if not self._recent or self._recent[0][0] > appends + 1:
+            return -math.inf
+        return min(t for n, t in self._recent if n > appends)
 
     def expire(self, cutoff: int) -> int:
         """Drop rows with ts < cutoff; returns how many left."""

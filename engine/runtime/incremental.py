@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .aggregates import percentile_rank
+from .history import History
 
 __all__ = ["RunningSums", "SortedWindow"]
 
@@ -50,25 +51,25 @@ class SortedWindow:
     def __init__(self) -> None:
         self._lo: int | None = None
         self._hi = 0
-        self._version = -1
+        self._seen = 0
         self.groups: dict[int, np.ndarray] = {}
 
-    def update(self, rows: RowValues, lo: int, hi: int, version: int) -> None:
+    def update(self, rows: RowValues, lo: int, hi: int, history: History) -> None:
         """Make the window [lo, hi].
 
-        `version` changes whenever rows were inserted behind the newest row (late or
-        out-of-order data); the window is then rebuilt rather than patched.
+        Rows that landed at or behind the previous window's end since the last update
+        (late events, interval events emitted after their start) force a rebuild.
         """
         plo = self._lo
-        fresh = plo is None or version != self._version
-        if fresh or plo is None or lo < plo or hi < self._hi or lo > self._hi:
+        behind = history.min_ts_since(self._seen) <= self._hi
+        if behind or plo is None or lo < plo or hi < self._hi or lo > self._hi:
             self._rebuild(rows, lo, hi)
         else:
             if lo > plo and not self._remove(*rows(plo, lo, True)):
                 self._rebuild(rows, lo, hi)
             elif hi > self._hi:
                 self._insert(*rows(self._hi + 1, hi, False))
-        self._lo, self._hi, self._version = lo, hi, version
+        self._lo, self._hi, self._seen = lo, hi, history.appends
 
     def _rebuild(self, rows: RowValues, lo: int, hi: int) -> None:
         v, c = rows(lo, hi, False)
@@ -123,7 +124,7 @@ class RunningSums:
     def __init__(self) -> None:
         self._lo: int | None = None
         self._hi = 0
-        self._version = -1
+        self._seen = 0
         self.n = np.zeros(1)
         self.s = np.zeros(1)
 
@@ -145,10 +146,11 @@ class RunningSums:
         if values is not None:
             self.s += sign * np.bincount(c, weights=values, minlength=m)
 
-    def update(self, rows: RowSums, lo: int, hi: int, version: int) -> None:
-        """Make the window [lo, hi] (rebuilt when rows were inserted out of order)."""
+    def update(self, rows: RowSums, lo: int, hi: int, history: History) -> None:
+        """Make the window [lo, hi] (rebuilt when rows landed behind its previous end)."""
         plo = self._lo
-        if plo is None or version != self._version or lo < plo or hi < self._hi or lo > self._hi:
+        behind = history.min_ts_since(self._seen) <= self._hi
+        if behind or plo is None or lo < plo or hi < self._hi or lo > self._hi:
             self.n, self.s = np.zeros(1), np.zeros(1)
             self._add(*rows(lo, hi, False), 1.0)
         else:
@@ -156,7 +158,7 @@ class RunningSums:
                 self._add(*rows(plo, lo, True), -1.0)
             if hi > self._hi:
                 self._add(*rows(self._hi + 1, hi, False), 1.0)
-        self._lo, self._hi, self._version = lo, hi, version
+        self._lo, self._hi, self._seen = lo, hi, history.appends
 
     def at(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(count, sum) per requested key code."""

@@ -253,7 +253,7 @@ class RuleScope:
             assert v is not None
             return v, codes
 
-        sw.update(rows, lo, hi, r.history.out_of_order)
+        sw.update(rows, lo, hi, r.history)
         if r.gcol is None:
             return np.full(groups.shape[0], sw.percentile(q, np.zeros(1, dtype=np.int64))[0])
         return sw.percentile(q, groups)
@@ -271,7 +271,7 @@ class RuleScope:
                 codes = np.zeros(ts.shape[0], dtype=np.int64)
             return v, codes
 
-        rs.update(rows, lo, hi, r.history.out_of_order)
+        rs.update(rows, lo, hi, r.history)
         n, s = rs.at(groups if r.gcol is not None else np.zeros(groups.shape[0], dtype=np.int64))
         with np.errstate(invalid="ignore", divide="ignore"):
             if func == "count":

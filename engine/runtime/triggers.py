@@ -94,5 +94,4 @@ class PendingTriggers:
 
     def forget_before(self, cutoff: int) -> None:
         """Drop recorded windows that ended before cutoff."""
-        if self.windows and self.windows[0][1] < cutoff:
-            self.windows = [w for w in self.windows if w[1] >= cutoff]
+        self.windows = [w for w in self.windows if w[1] >= cutoff]

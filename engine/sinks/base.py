@@ -7,6 +7,7 @@ a file sink reports an I/O error once. The router applies each configured sink's
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -14,7 +15,7 @@ from ..config import SinkConfig
 from ..findings import Finding
 from .metrics import Metrics
 
-__all__ = ["Router", "Sink"]
+__all__ = ["FailureNote", "Router", "Sink"]
 
 
 class Sink(Protocol):
@@ -23,6 +24,23 @@ class Sink(Protocol):
     async def send(self, finding: Finding) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+class FailureNote:
+    """Says on stderr that a sink's writes fail, once per spell of failures, so that a
+    full disk neither stops the watchdog nor floods its log."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._failing = False
+
+    def failed(self, err: Exception) -> None:
+        if not self._failing:
+            print(f"tracehound: {self.what}: {err}", file=sys.stderr)
+        self._failing = True
+
+    def worked(self) -> None:
+        self._failing = False
 
 
 class Router:

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ..config import WEBHOOK_FORMATS
 from ..findings import Finding
 from ..model import resolve_dotted
 from ..render import field_kind, key_text, side_by_side, value_kind
@@ -29,7 +30,7 @@ __all__ = [
     "sign",
 ]
 
-FORMATS = ("json", "alertmanager", "slack", "pagerduty")
+FORMATS = WEBHOOK_FORMATS  # what config accepts is what body() can build
 SLACK_SECTION = 3000  # characters of a section block's text
 SLACK_BLOCKS = 50
 PAGERDUTY_SUMMARY = 1024
@@ -51,6 +52,7 @@ def evidence_text(f: Finding) -> dict[str, str]:
 
 
 def values_text(f: Finding) -> dict[str, str]:
+    """Each value in its field's unit (`3ms`), as every format shows it to people."""
     return {k: format_value(v, value_kind(k)) for k, v in f.values.items()}
 
 

@@ -16,6 +16,7 @@ import msgspec
 
 from ..errors import ConfigError
 from ..findings import Finding
+from .base import FailureNote
 
 __all__ = ["DB_NAME", "OutboxRow", "Store", "StoreSink", "StoredFinding"]
 
@@ -215,9 +216,15 @@ class StoreSink:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._note = FailureNote(f"sink store: cannot store findings in {store.path}")
 
     async def send(self, finding: Finding) -> None:
-        self.store.add_finding(finding)
+        try:
+            self.store.add_finding(finding)
+        except sqlite3.Error as e:
+            self._note.failed(e)
+        else:
+            self._note.worked()
 
     async def aclose(self) -> None:
         """The store outlives this sink (webhooks share it); its owner closes it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import socket
+import sqlite3
 import time
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -21,6 +22,7 @@ import anyio
 from ..config import SinkConfig
 from ..findings import Finding
 from . import formats
+from .base import FailureNote
 from .http import HttpError, HttpTransport, Response, Transport
 from .metrics import Metrics
 from .store import OutboxRow, Store
@@ -107,6 +109,7 @@ class WebhookSink:
         self._in_flight: set[str] = set()
         self._event = anyio.Event()
         self._scope: anyio.CancelScope | None = None
+        self._note = FailureNote(f"sink {self.name}: cannot write the outbox")
 
     # ---- the pipeline side ----
 
@@ -121,7 +124,13 @@ class WebhookSink:
             receiver=self.name,
             routing_key=self.cfg.routing_key,
         )
-        if self.store.enqueue(finding.id, self.name, payload, now):
+        try:
+            queued = self.store.enqueue(finding.id, self.name, payload, now)
+        except sqlite3.Error as e:
+            self._note.failed(e)
+            return
+        self._note.worked()
+        if queued:
             self._event.set()
 
     def pending(self) -> int:
@@ -175,9 +184,19 @@ class WebhookSink:
         if self.metrics is not None:
             self.metrics.inc("tracehound_deliveries_total", {"sink": self.name, "outcome": outcome})
 
+    def _finish(self, row: OutboxRow, outcome: str, error: str | None = None) -> None:
+        """delivered, failed or expired: recorded in the outbox and counted."""
+        self.store.finish(row.id, self.name, outcome, error)
+        self._count(outcome)
+
     async def _attempt(self, row: OutboxRow) -> None:
         try:
             await self._deliver(row)
+        except sqlite3.Error as e:
+            # The outcome could not be recorded (a full disk): the row stays pending;
+            # hold it back a while rather than send it again at once.
+            self._note.failed(e)
+            await self.clock.wait(anyio.Event(), self.base_delay)
         finally:
             self._in_flight.discard(row.id)
             self._event.set()
@@ -186,8 +205,7 @@ class WebhookSink:
         now = self.clock.now()
         max_age = self.cfg.max_age / _NS
         if now - row.created >= max_age:
-            self.store.finish(row.id, self.name, "expired", row.last_error)
-            self._count("expired")
+            self._finish(row, "expired", row.last_error)
             return
         headers = formats.headers(row.id, row.body, secret=self.cfg.secret, now=now)
         try:
@@ -199,11 +217,9 @@ class WebhookSink:
             return
         outcome = classify(resp.status)
         if outcome == "delivered":
-            self.store.finish(row.id, self.name, "delivered")
-            self._count("delivered")
+            self._finish(row, outcome)
         elif outcome == "failed":
-            self.store.finish(row.id, self.name, "failed", _describe(resp))
-            self._count("failed")
+            self._finish(row, outcome, _describe(resp))
         else:
             wait = retry_after(resp.headers.get("retry-after"), self.clock.now())
             self._retry(row, _describe(resp), wait)
@@ -214,8 +230,7 @@ class WebhookSink:
             backoff = min(self.max_delay, self.base_delay * 2.0**row.attempts)
             wait = backoff * (0.5 + 0.5 * self.rng.random())  # jitter: spread retries
         if now + wait - row.created > self.cfg.max_age / _NS:
-            self.store.finish(row.id, self.name, "expired", error)
-            self._count("expired")
+            self._finish(row, "expired", error)
             return
         self.store.retry(row.id, self.name, now + wait, error)
         self._count("retry")

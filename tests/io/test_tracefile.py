@@ -8,10 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.batch import Batch
+from engine.errors import TraceError
 from engine.sources import TraceSource
 from engine.tracefile import TraceWriter
 
@@ -42,6 +44,17 @@ def test_gz_name_writes_gzip(tmp_path: Path) -> None:
     with TraceWriter(p) as w:
         w.write(Batch.from_rows("memcg", [memcg(1, limit=10)]))
     assert json.loads(gzip.decompress(p.read_bytes())) == memcg(1, limit=10)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("name", ["full.jsonl", "full.jsonl.gz"])
+def test_full_disk_is_a_trace_error(tmp_path: Path, name: str) -> None:
+    link = tmp_path / name
+    link.symlink_to("/dev/full")
+    w = TraceWriter(link)
+    w.write(Batch.from_rows("disk.io", [disk(5)]))  # buffered: no error yet
+    with pytest.raises(TraceError, match="cannot write trace: No space left"):
+        w.close()
 
 
 _ev = st.one_of(

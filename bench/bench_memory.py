@@ -1,0 +1,245 @@
+"""Memory of a long-running `tracehound watch` with the built-in rule library.
+
+Runs `tracehound watch` (no --rules: the whole built-in library) under a steady
+load: write+fsync on an ext4 loop device (disk.io, fs.commit), exec churn
+(proc.exec) and busy processes that contend with each other for the CPUs
+(sched.runq). Samples the watch's RSS every INTERVAL seconds and prints the
+series, the maximum and the slope (least squares, MB/min, over the whole run and
+over its second half, after windows and baselines have filled).
+The aim: under 150 MB and flat.
+
+With --tracemalloc the watch runs under tracemalloc (slower, more memory) and
+writes, at every sample, the allocation sites that grew most since the first
+sample to stderr of this script: which structure grows.
+
+Run as root: .venv/bin/python bench/bench_memory.py [--minutes M] [--interval S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs the CLI with tracemalloc on; SIGUSR1 prints the top growth since the first dump.
+_TRACED = r"""
+import signal, sys, tracemalloc
+tracemalloc.start(12)
+base = []
+def dump(signum, frame):
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)])
+    cur, peak = tracemalloc.get_traced_memory()
+    if not base:
+        base.append(snap)
+        print(f"tracemalloc: baseline, traced {cur/1e6:.1f} MB", file=sys.stderr, flush=True)
+        return
+    print(f"tracemalloc: traced {cur/1e6:.1f} MB (peak {peak/1e6:.1f})", file=sys.stderr)
+    for st in snap.compare_to(base[0], "traceback")[:8]:
+        print(f"tracemalloc: {st.size_diff/1e6:+.2f} MB {st.count_diff:+d} blocks",
+              file=sys.stderr)
+        for line in st.traceback.format(limit=6):
+            print(f"tracemalloc:    {line}", file=sys.stderr)
+    sys.stderr.flush()
+signal.signal(signal.SIGUSR1, dump)
+from engine.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    if n < 2:
+        return 0.0
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+class Load:
+    """The steady load: I/O on the loop device, exec churn, CPU contention."""
+
+    def __init__(self, mnt: Path, execs_per_s: float, spinners: int) -> None:
+        self.stop = threading.Event()
+        self.mnt = mnt
+        self.execs_per_s = execs_per_s
+        self.threads = [
+            threading.Thread(target=self._io, daemon=True),
+            threading.Thread(target=self._execs, daemon=True),
+        ]
+        # spin 2 ms, sleep 1 ms, forever: more runnable tasks than CPUs, many switches
+        spin = (
+            "import time\n"
+            "while True:\n"
+            "    t = time.perf_counter() + 0.002\n"
+            "    while time.perf_counter() < t: pass\n"
+            "    time.sleep(0.001)\n"
+        )
+        self.spinners = [
+            subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", spin])
+            for _ in range(spinners)
+        ]
+        self.ios = self.execs = 0
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _io(self) -> None:
+        data = os.urandom(64 * 1024)
+        i = 0
+        while not self.stop.is_set():
+            p = self.mnt / f"f{i % 8}"
+            with p.open("wb") as f:
+                for _ in range(4):
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                    self.ios += 1
+            i += 1
+            self.stop.wait(0.05)
+
+    def _execs(self) -> None:
+        gap = 1.0 / self.execs_per_s
+        while not self.stop.is_set():
+            subprocess.run(["/bin/true"], check=False)
+            self.execs += 1
+            self.stop.wait(gap)
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        for p in self.spinners:
+            p.kill()
+            p.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    ap.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+    ap.add_argument("--execs", type=float, default=20.0, help="execs per second")
+    ap.add_argument("--spinners", type=int, default=3, help="CPU-contending processes")
+    ap.add_argument("--tracemalloc", action="store_true", help="report growing allocations")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (probes and a loop device)")
+
+    d = Path(tempfile.mkdtemp(prefix="th-memory-"))
+    shm = Path("/dev/shm")
+    img = (shm if shm.is_dir() else d) / f"th-memory-{os.getpid()}.img"
+    with img.open("wb") as f:
+        f.truncate(128 * 1024 * 1024)
+    dev = subprocess.run(
+        ["losetup", "--find", "--show", str(img)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    mnt = d / "mnt"
+    mnt.mkdir()
+    mounted = False
+    load: Load | None = None
+    p: subprocess.Popen[str] | None = None
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True)
+        subprocess.run(["mount", "-o", "commit=1", dev, str(mnt)], check=True)
+        mounted = True
+        cfg = d / "th.toml"
+        cfg.write_text(f'[engine]\nstate_dir = "{d / "state"}"\n[metrics]\nlisten = ""\n')
+        py = str(ROOT / ".venv" / "bin" / "python")
+        if not Path(py).exists():
+            py = sys.executable
+        cli = ["watch", "--config", str(cfg), "--json"]
+        cmd = [py, "-c", _TRACED, *cli] if args.tracemalloc else [py, "-m", "engine", *cli]
+        out = (d / "findings.jsonl").open("w")
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+        assert p.stderr is not None
+        for line in p.stderr:
+            sys.stderr.write(line)
+            if "watching" in line:
+                break
+        else:
+            raise SystemExit("tracehound watch exited before it was ready")
+        stderr = p.stderr
+        threading.Thread(
+            target=lambda: [sys.stderr.write(x) for x in stderr], daemon=True
+        ).start()
+        load = Load(mnt, args.execs, args.spinners)
+        load.start()
+        t0 = time.monotonic()
+        c0 = _cpu_s(p.pid)
+        end = t0 + args.minutes * 60
+        xs: list[float] = []
+        ys: list[float] = []
+        print(f"{'min':>6} {'RSS MB':>8} {'CPU %':>6}", flush=True)
+        last_c, last_t = c0, t0
+        while True:
+            now = time.monotonic()
+            if p.poll() is not None:
+                raise SystemExit(f"tracehound watch exited ({p.returncode})")
+            rss = _rss_mb(p.pid)
+            c = _cpu_s(p.pid)
+            cpu = 100 * (c - last_c) / max(now - last_t, 1e-9) if xs else 0.0
+            last_c, last_t = c, now
+            xs.append((now - t0) / 60)
+            ys.append(rss)
+            print(f"{xs[-1]:6.2f} {rss:8.1f} {cpu:6.1f}", flush=True)
+            if args.tracemalloc:
+                p.send_signal(signal.SIGUSR1)
+            if now >= end:
+                break
+            time.sleep(min(args.interval, max(end - time.monotonic(), 0.0)) or args.interval)
+        cpu_all = 100 * (_cpu_s(p.pid) - c0) / max(time.monotonic() - t0, 1e-9)
+        half = len(xs) // 2
+        print(f"RSS series (MB): {' '.join(f'{y:.1f}' for y in ys)}")
+        print(f"max RSS {max(ys):.1f} MB; start {ys[0]:.1f} MB; end {ys[-1]:.1f} MB")
+        print(
+            f"slope {_slope(xs, ys):+.3f} MB/min (whole run), "
+            f"{_slope(xs[half:], ys[half:]):+.3f} MB/min (second half)"
+        )
+        print(
+            f"watch CPU {cpu_all:.1f}% of one CPU; load: {load.ios} fsync'd writes, "
+            f"{load.execs} execs, {args.spinners} spinners"
+        )
+    finally:
+        if load is not None:
+            load.close()
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p is not None:
+            nf = sum(1 for _ in (d / "findings.jsonl").open())
+            print(f"{nf} finding(s) reported")
+        if mounted:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+        subprocess.run(["losetup", "-d", dev], check=False)
+        img.unlink(missing_ok=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
