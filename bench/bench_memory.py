@@ -56,11 +56,15 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, RssAnon) in MB: the anonymous part is what a leak grows; the rest is
+    mostly libbcc's (LLVM's) code pages touched while compiling the probes."""
+    got = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "RssAnon"):
+            got[k] = int(v.split()[0]) / 1024
+    return got.get("VmRSS", 0.0), got.get("RssAnon", 0.0)
 
 
 def _cpu_s(pid: int) -> float:
@@ -181,9 +185,7 @@ def main() -> None:
         else:
             raise SystemExit("tracehound watch exited before it was ready")
         stderr = p.stderr
-        threading.Thread(
-            target=lambda: [sys.stderr.write(x) for x in stderr], daemon=True
-        ).start()
+        threading.Thread(target=lambda: [sys.stderr.write(x) for x in stderr], daemon=True).start()
         load = Load(mnt, args.execs, args.spinners)
         load.start()
         t0 = time.monotonic()
@@ -191,19 +193,21 @@ def main() -> None:
         end = t0 + args.minutes * 60
         xs: list[float] = []
         ys: list[float] = []
-        print(f"{'min':>6} {'RSS MB':>8} {'CPU %':>6}", flush=True)
+        anon: list[float] = []
+        print(f"{'min':>6} {'RSS MB':>8} {'anon MB':>8} {'CPU %':>6}", flush=True)
         last_c, last_t = c0, t0
         while True:
             now = time.monotonic()
             if p.poll() is not None:
                 raise SystemExit(f"tracehound watch exited ({p.returncode})")
-            rss = _rss_mb(p.pid)
+            rss, an = _rss_mb(p.pid)
             c = _cpu_s(p.pid)
             cpu = 100 * (c - last_c) / max(now - last_t, 1e-9) if xs else 0.0
             last_c, last_t = c, now
             xs.append((now - t0) / 60)
             ys.append(rss)
-            print(f"{xs[-1]:6.2f} {rss:8.1f} {cpu:6.1f}", flush=True)
+            anon.append(an)
+            print(f"{xs[-1]:6.2f} {rss:8.1f} {an:8.1f} {cpu:6.1f}", flush=True)
             if args.tracemalloc:
                 p.send_signal(signal.SIGUSR1)
             if now >= end:
@@ -215,7 +219,9 @@ def main() -> None:
         print(f"max RSS {max(ys):.1f} MB; start {ys[0]:.1f} MB; end {ys[-1]:.1f} MB")
         print(
             f"slope {_slope(xs, ys):+.3f} MB/min (whole run), "
-            f"{_slope(xs[half:], ys[half:]):+.3f} MB/min (second half)"
+            f"{_slope(xs[half:], ys[half:]):+.3f} MB/min (second half); "
+            f"anonymous {anon[0]:.1f} -> {anon[-1]:.1f} MB, "
+            f"{_slope(xs[half:], anon[half:]):+.3f} MB/min (second half)"
         )
         print(
             f"watch CPU {cpu_all:.1f}% of one CPU; load: {load.ios} fsync'd writes, "

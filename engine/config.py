@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -142,9 +143,20 @@ class Config:
 
 # ---- loading ----
 
+_MAX_NS = 2**63 - 1  # times and durations are int64 ns everywhere downstream
 _DURATION_KEYS = frozenset({"tick", "lateness", "timeout", "max_age"})
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
+
+
+def _postable(url: str) -> bool:
+    """An http(s) URL the webhook client can send to: ASCII, a host, a valid port."""
+    try:
+        u = urlsplit(url)
+        u.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError:
+        return False
+    return url.isascii() and u.scheme in ("http", "https") and bool(u.hostname)
 
 
 def _reason(e: OSError | UnicodeDecodeError) -> str:
@@ -177,12 +189,14 @@ class _Reader:
     def duration(self, key: str, text: str) -> int:
         try:
             ns = parse_duration(text)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: "1e400s" is infinite
             raise self.error(
                 key, f"expected a duration such as 5s or 100ms, got {text!r}"
             ) from None
         if ns <= 0:
             raise self.error(key, f"must be more than 0, got {text!r}")
+        if ns > _MAX_NS:
+            raise self.error(key, f"must be less than 292 years (64-bit ns), got {text!r}")
         return ns
 
     def secret(self, key: str, value: str) -> str:
@@ -224,7 +238,7 @@ class _Reader:
         if s.concurrency < 1:
             raise self.error(f"{k}.concurrency", f"must be at least 1, got {s.concurrency}")
         url = self.secret(f"{k}.url", s.url)
-        if s.type == "webhook" and not re.match(r"https?://", url):
+        if s.type == "webhook" and not _postable(url):
             raise self.error(f"{k}.url", f"expected an http:// or https:// URL, got {url!r}")
         routing_key = self.secret(f"{k}.routing_key", s.routing_key)
         if s.type == "webhook" and fmt == "pagerduty" and not routing_key:

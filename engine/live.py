@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+import numpy as np
 
-from .batch import Batch
+from .batch import Batch, concat
+from .clock import INFINITY
 from .config import Config, severity_rank
 from .errors import HostError, UsageError
 from .model import CATALOG
@@ -112,12 +114,11 @@ def watch(
         metrics.add_collector(_probe_metrics)
 
         writer = None
-        make_evaluator = None
         if record is not None:
             from .tracefile import TraceWriter
 
             writer = TraceWriter(record)
-            make_evaluator = _recording_evaluator(writer)
+        make_evaluator = _live_evaluator(writer)
 
         async def body(stop: anyio.Event) -> Any:
             console = ConsoleSink(json=json)
@@ -130,7 +131,7 @@ def watch(
                     tick=config.engine.tick,
                     duration=duration,
                     stop=stop,
-                    **({} if make_evaluator is None else {"make_evaluator": make_evaluator}),
+                    make_evaluator=make_evaluator,
                 )
 
         try:
@@ -150,37 +151,84 @@ def watch(
     return 0
 
 
-class _Recording:
-    """An evaluator that first writes every batch it is pushed to a trace file.
+class _InOrder:
+    """Feeds the runtime each stream's events in emission order, as replay does.
 
-    Teeing here, where the pipeline's subscriber hands batches to the runtime, records
-    exactly what was evaluated: nothing the bus dropped, everything the final drain
-    delivered after a stop, in the order it was evaluated.
+    The drain reads each CPU's ring on its own wakeup, so consecutive batches of one
+    stream may overlap in time (a sample read from CPU 1 after a later one from
+    CPU 0). The runtime schedules its steps from the rows it already holds (the
+    first batch starts a rule's steps; an idle rule skips to the next row it
+    holds), so an overlap could move a finding to another window than replaying
+    the same events gives. Holding batches until the watermark passes them costs
+    nothing in latency (no window closes before that anyway) and makes the
+    runtime's input exactly a sorted trace: live and replay agree.
+
+    With a `writer`, every batch handed to the runtime is also written to the trace
+    file: exactly what was evaluated (nothing the bus dropped, everything the final
+    drain delivered after a stop).
     """
 
-    def __init__(self, inner: Any, writer: Any) -> None:
+    def __init__(self, inner: Any, writer: Any = None) -> None:
         self._inner = inner
         self._writer = writer
+        self._pending: dict[str, list[Batch]] = {}
 
     def push(self, batch: Batch) -> None:
-        self._writer.write(batch)
-        self._inner.push(batch)
+        if not len(batch):
+            return
+        e = batch.emit
+        if e.shape[0] > 1 and bool(np.any(e[1:] < e[:-1])):
+            batch = batch.take(np.argsort(e, kind="stable"))
+        self._pending.setdefault(batch.stream, []).append(batch)
+
+    def _release(self, wm: int | None) -> None:
+        """Hand the runtime every pending event emitted at or before `wm` (None: all)."""
+        for stream in list(self._pending):
+            pending = self._pending[stream]
+            out: list[Batch] = []
+            keep: list[Batch] = []
+            for b in pending:
+                e = b.emit
+                if wm is None or int(e[-1]) <= wm:
+                    out.append(b)
+                elif int(e[0]) > wm:
+                    keep.append(b)
+                else:
+                    k = int(np.searchsorted(e, wm, "right"))
+                    out.append(b.take(slice(0, k)))
+                    keep.append(b.take(slice(k, None)))
+            if not out:
+                continue
+            if keep:
+                self._pending[stream] = keep
+            else:
+                del self._pending[stream]
+            merged = concat(out)
+            if len(out) > 1:
+                e = merged.emit
+                if bool(np.any(e[1:] < e[:-1])):
+                    merged = merged.take(np.argsort(e, kind="stable"))
+            if self._writer is not None:
+                self._writer.write(merged)
+            self._inner.push(merged)
 
     def advance(self, watermark: int) -> Any:
+        self._release(None if watermark >= INFINITY else watermark)
         return self._inner.advance(watermark)
 
     def finish(self) -> Any:
+        self._release(None)
         return self._inner.finish()
 
     def stats(self) -> Any:
         return self._inner.stats()
 
 
-def _recording_evaluator(writer: Any) -> Callable[[Any, int], Any]:
+def _live_evaluator(writer: Any = None) -> Callable[[Any, int], Any]:
     def make(plan: Any, tick: int) -> Any:
         from .runtime.evaluator import Evaluator
 
-        return _Recording(Evaluator(plan, tick=tick), writer)
+        return _InOrder(Evaluator(plan, tick=tick), writer)
 
     return make
 

@@ -96,7 +96,7 @@ def _ns(value: Time, where: str, file: Path) -> int:
         return value
     try:
         return parse_duration(value)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:  # OverflowError: "1e400s" is infinite
         raise RuleTestError(f"{file}: error: {where}: {e}") from None
 
 

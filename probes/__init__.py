@@ -157,7 +157,7 @@ def interval_option(probe: str, value: Any) -> int:
     if isinstance(value, str):
         try:
             ns = parse_duration(value)
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:  # OverflowError: "1e400s" is infinite
             raise ConfigError(f"{probe} interval: {e}") from None
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         ns = int(value * 1e9)

@@ -21,6 +21,7 @@ from ..findings import ExplainEntry, Finding
 from ..model import CATALOG
 from .evidence import evidence_for
 from .explain import rank
+from .groups import MIN_TTL, GroupLife
 from .occurrences import OccurrenceLog
 from .periodic import PeriodicDetector
 from .predicates import pred_mask
@@ -46,7 +47,9 @@ class _Rule:
     reach: int  # how far before a window end its rows may be needed (incl. baseline)
     sliding: Sliding | None = None
     pending: PendingTriggers | None = None
-    horizon: int = 0  # sliding: how long a key stays alive after its last row
+    horizon: int = 0  # sliding: how far back a step's windows reach
+    life: GroupLife | None = None  # keyed rules: which groups are alive
+    ttl: int = 0  # how long an idle group is kept
     cooldown: dict[tuple[Any, ...], int] = field(default_factory=dict)
     periodic: dict[tuple[Any, ...], PeriodicDetector] = field(default_factory=dict)
     last_episode: dict[tuple[Any, ...], int] = field(default_factory=dict)
@@ -128,6 +131,13 @@ class Evaluator:
             span = 2 * d + over_reach
             rs = _Rule(rule, scope, reads, span + rule.baseline, pending=PendingTriggers())
             self._triggers_of.setdefault(rule.correlation.trigger.stream, []).append(rs)
+        rs.ttl = max(rs.reach, MIN_TTL)
+        if rule.periodic is not None and rule.periodic.every is not None:
+            every = rule.periodic.every
+            rs.ttl = max(rs.ttl, every + (rule.periodic.jitter or every // 10) + self.tick)
+        if scope.tracks_groups:
+            assert scope.free_index is not None
+            rs.life = GroupLife(scope.free_index, scope.seen_times(), rs.ttl)
         return rs
 
     # ---- input ----
@@ -151,7 +161,7 @@ class Evaluator:
             self._last_emit = last
         if int(emit.min()) < self._wm:
             self._stats["late_events"] += int(np.count_nonzero(emit < self._wm))
-        if explained and batch.stream != "lost":
+        if explained:
             log = self._occurrences.get(batch.stream)
             if log is None:
                 log = self._occurrences[batch.stream] = OccurrenceLog(self._occ_gap)
@@ -257,7 +267,10 @@ class Evaluator:
             t = sl.next_step
             assert t is not None
             self._stats["evaluations"] += 1
-            groups = scope.groups(t - rs.horizon, t, None)
+            if rs.life is not None:
+                groups = rs.life.groups(t)
+            else:
+                groups = scope.groups(t - rs.horizon, t, None)
             if groups.shape[0] == 0:
                 sl.update(t, groups, np.zeros(0, dtype=bool))
                 sl.next_step = self._next_busy_step(rs, t, limit)
@@ -273,7 +286,13 @@ class Evaluator:
                 fire = [(pos[c], c, None) for c in outcome.ready]
                 self._fire(rs, t - over, t, fire, vals, None, out)
             if self._settled(rs, groups, held) and self._idle(rs, t):
-                sl.next_step = self._next_busy_step(rs, t, limit)
+                nxt = self._next_busy_step(rs, t, limit)
+                if rs.life is not None:
+                    # A group forgotten meanwhile drops its run: step there.
+                    change = rs.life.next_change(t)
+                    if change is not None:
+                        nxt = max(t + self.tick, min(nxt, ceil_tick(change, self.tick)))
+                sl.next_step = nxt
             else:
                 sl.next_step = t + self.tick
 
@@ -283,8 +302,9 @@ class Evaluator:
             return True
         sl = rs.sliding
         assert sl is not None
-        periodic = rs.rule.periodic is not None
-        return all(periodic or sl.runs[c][1] for c in groups[held].tolist())
+        if rs.rule.periodic is not None:
+            return True
+        return sl.all_fired(groups[held])
 
     def _idle(self, rs: _Rule, t: int) -> bool:
         """No row of the rule's streams can be in any window of the step at t."""
@@ -322,7 +342,11 @@ class Evaluator:
         spec = rs.rule.periodic
         if spec is None:
             return
+        prev = rs.last_episode.get(kt)
         rs.last_episode[kt] = t
+        if prev is not None and rs.life is not None:
+            # Keep the group (and its detector) through N of its intervals.
+            rs.life.extend(code, (t - prev) * max(spec.at_least, 2))
         det = rs.periodic.get(kt)
         if det is None:
             det = rs.periodic[kt] = PeriodicDetector(spec)
@@ -336,6 +360,8 @@ class Evaluator:
         self._stats["evaluations"] += 1
         ws, we = occ.start, occ.end
         groups = scope.groups(min(ws, we - scope.reach), we, occ.tvals)
+        if rs.life is not None:
+            groups = np.union1d(groups, rs.life.groups(we))
         if groups.shape[0] == 0:
             return
         vals = scope.agg_values(ws, we, occ.tvals, groups)
@@ -421,7 +447,7 @@ class Evaluator:
         if spec.streams:
             names: Iterable[str] = spec.streams
         else:
-            names = [s for s in self._occurrences if s not in rs.reads and s != "lost"]
+            names = [s for s in self._occurrences if s not in rs.reads]
         occ: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for s in names:
             log = self._occurrences.get(s)
@@ -452,24 +478,62 @@ class Evaluator:
         for name, st in self._stores.items():
             if st.history is not None:
                 st.history.expire(cutoffs[name])
-        # A code may go once no stream can hold a row carrying it.
+        # A code may go once no stream can hold a row carrying it and no rule keeps
+        # its group alive.
         cutoff = min(cutoffs.values())
+        now = int(wm)
+        keeps: dict[int, np.ndarray] = {}
+        alive: dict[int, np.ndarray] = {}
+        for rs in self._rules:
+            if rs.life is not None:
+                m = alive[id(rs)] = rs.life.keep(now)
+                k = keeps.get(id(rs.life.index))
+                if k is None:
+                    keeps[id(rs.life.index)] = m
+                else:
+                    n = max(k.shape[0], m.shape[0])
+                    both = np.zeros(n, dtype=bool)
+                    both[: k.shape[0]] |= k
+                    both[: m.shape[0]] |= m
+                    keeps[id(rs.life.index)] = both
         for ki in self._keys.values():
-            ki.release_before(cutoff)
+            dead = ki.release(cutoff, keeps.get(id(ki)))
+            if dead.shape[0]:
+                for st in self._stores.values():
+                    st.forget_codes(ki.fields, dead)
+                for rs in self._rules:
+                    if rs.life is not None and rs.life.index is ki:
+                        rs.life.forget(dead)
+                        if rs.sliding is not None:
+                            rs.sliding.forget(dead)
         for rs in self._rules:
             if rs.pending is not None:
                 rs.pending.forget_before(cutoff)
             if rs.cooldown:
                 cd = rs.rule.cooldown
                 rs.cooldown = {k: v for k, v in rs.cooldown.items() if wm - v < cd}
-            if rs.periodic and rs.rule.periodic is not None:
-                # A detector idle this long can no longer see steady spacing continue.
-                horizon = 4 * max(self.retention, rs.rule.periodic.every or 0)
-                rs.last_episode = {k: t for k, t in rs.last_episode.items() if wm - t < horizon}
-                rs.periodic = {k: d for k, d in rs.periodic.items() if k in rs.last_episode}
-            if rs.episodes and rs.rule.explain is not None:
-                horizon = 4 * self.retention
-                rs.episodes = {k: e for k, e in rs.episodes.items() if e and wm - e[-1] < horizon}
+            if rs.periodic or rs.episodes or rs.last_episode:
+                self._forget_groups(rs, now, alive.get(id(rs)))
+
+    def _forget_groups(self, rs: _Rule, now: int, alive: np.ndarray | None) -> None:
+        """Periodic detectors and explain episodes go with their group, not before."""
+        if not rs.rule.by:
+            return  # one group, never forgotten
+        scope = rs.scope
+
+        def live(kt: tuple[Any, ...], last: int | None) -> bool:
+            if alive is not None:
+                c = scope.free_code(kt)
+                return 0 <= c < alive.shape[0] and bool(alive[c])
+            # No tracked free key (trigger fields, or combinations): idle time of the
+            # key's own episodes decides.
+            return last is not None and now - last < rs.ttl
+
+        rs.last_episode = {k: t for k, t in rs.last_episode.items() if live(k, t)}
+        rs.periodic = {k: d for k, d in rs.periodic.items() if k in rs.last_episode}
+        rs.episodes = {
+            k: e for k, e in rs.episodes.items() if e and live(k, rs.last_episode.get(k, e[-1]))
+        }
 
     def stats(self) -> dict[str, int]:
         self._flush()
@@ -479,7 +543,8 @@ class Evaluator:
             len(st.history) for st in self._stores.values() if st.history is not None
         )
         s["pending_triggers"] = sum(len(r.pending) for r in self._rules if r.pending is not None)
-        s["run_states"] = sum(len(r.sliding.runs) for r in self._rules if r.sliding is not None)
+        s["run_states"] = sum(r.sliding.runs for r in self._rules if r.sliding is not None)
+        s["groups_evicted"] = sum(r.life.evictions for r in self._rules if r.life is not None)
         s["key_states"] = sum(
             len(r.cooldown) + len(r.periodic) + len(r.episodes) for r in self._rules
         )

@@ -6,26 +6,14 @@ both are built from a column in one pass of numpy, never a loop per value.
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import numpy as np
 
 from ..findings import Histogram
+from .aggregates import percentile_rank
 
-__all__ = ["histogram", "nearest_rank"]
+__all__ = ["histogram"]
 
 _QUANTILES = (50, 90, 99)
-
-
-def _rank(n: int, q: float) -> int:
-    """1-based nearest rank: ceil(q * n / 100), exact (0.99 * 100 must give 99, not 100)."""
-    return min(max(math.ceil(Fraction(str(q)) * n / 100), 1), n)
-
-
-def nearest_rank(sorted_values: np.ndarray, q: float) -> float:
-    """The smallest v with at least q% of the values <= v (values sorted, non-empty)."""
-    return float(sorted_values[_rank(int(sorted_values.shape[0]), q) - 1])
 
 
 def histogram(values: np.ndarray) -> Histogram:
@@ -49,7 +37,7 @@ def histogram(values: np.ndarray) -> Histogram:
         lo = 0 if i == 0 else 1 << (i - 1)
         buckets.append((lo, 1 << i, int(counts[i])))
     # Order statistics by partition (linear time), not a full sort.
-    ranks = [_rank(n, q) - 1 for q in _QUANTILES]
+    ranks = [int(percentile_rank(q, np.array([n]))[0]) - 1 for q in _QUANTILES]
     part = np.partition(v, sorted({0, n - 1, *ranks}))
     p50, p90, p99 = (float(part[r]) for r in ranks)
     return Histogram(n, float(part[0]), float(part[n - 1]), p50, p90, p99, buckets)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KeyIndex", "absent_mask"]
+__all__ = ["KeyIndex", "SeenTimes", "absent_mask"]
 
 _NEVER = np.iinfo(np.int64).min
 _FREED = np.iinfo(np.int64).max  # never "before" any cutoff, so released only once
@@ -134,10 +134,21 @@ class KeyIndex:
             self.last_seen = grown
         np.maximum.at(self.last_seen, codes, ts)
 
-    def release_before(self, cutoff: int) -> int:
-        """Forget tuples last seen before cutoff (their rows have expired); returns count."""
+    def release_before(self, cutoff: int, keep: np.ndarray | None = None) -> int:
+        """Forget tuples last seen before cutoff (their rows have expired); returns count.
+
+        `keep` (bool per code): codes still in use elsewhere (live groups) stay.
+        """
+        return int(self.release(cutoff, keep).shape[0])
+
+    def release(self, cutoff: int, keep: np.ndarray | None = None) -> np.ndarray:
+        """Like release_before, returning the released codes."""
         n = len(self._values)
-        dead = np.flatnonzero(self.last_seen[:n] < cutoff)
+        old = self.last_seen[:n] < cutoff
+        if keep is not None:
+            m = min(n, keep.shape[0])
+            old[:m] &= ~keep[:m]
+        dead = np.flatnonzero(old)
         for c in dead.tolist():
             v = self._values[c]
             if v is not None:
@@ -145,4 +156,46 @@ class KeyIndex:
                 self._values[c] = None
                 self._free.append(c)
         self.last_seen[dead] = _FREED
-        return int(dead.shape[0])
+        return dead
+
+
+_FAR = np.iinfo(np.int64).max
+
+
+class SeenTimes:
+    """First and last `ts` at which each code of one key column was seen in a stream.
+
+    Decides which groups are alive (rules.md, Keys: a group exists once one of its
+    values has been seen, and is forgotten after it has been idle for a while).
+    Updated at ingest (min/max, so the order of batches does not matter).
+    """
+
+    def __init__(self) -> None:
+        self.first = np.full(0, _FAR, dtype=np.int64)
+        self.last = np.full(0, _NEVER, dtype=np.int64)
+
+    def grow(self, n: int) -> None:
+        size = self.first.shape[0]
+        if n <= size:
+            return
+        new = max(n, 2 * size, 64)
+        f = np.full(new, _FAR, dtype=np.int64)
+        f[:size] = self.first
+        la = np.full(new, _NEVER, dtype=np.int64)
+        la[:size] = self.last
+        self.first, self.last = f, la
+
+    def touch(self, codes: np.ndarray, ts: np.ndarray) -> None:
+        ok = codes >= 0
+        if not ok.all():
+            codes, ts = codes[ok], ts[ok]
+        if not codes.shape[0]:
+            return
+        self.grow(int(codes.max()) + 1)
+        np.maximum.at(self.last, codes, ts)
+        np.minimum.at(self.first, codes, ts)
+
+    def reset(self, codes: np.ndarray) -> None:
+        codes = codes[codes < self.first.shape[0]]
+        self.first[codes] = _FAR
+        self.last[codes] = _NEVER

@@ -24,7 +24,7 @@ from ..units import Kind
 from .aggregates import aggregate
 from .history import History
 from .incremental import RunningSums, SortedWindow
-from .keys import KeyIndex
+from .keys import KeyIndex, SeenTimes
 from .streams import KeyRegistry, StreamStore
 
 __all__ = ["Reader", "RuleScope", "eval_cond", "eval_value"]
@@ -145,6 +145,31 @@ class RuleScope:
         self._sums: dict[int, RunningSums] = {}
         # Reach of the condition's windows before the rule's window start.
         self.reach = max((a.over or 0 for a in rule.aggregates), default=0)
+
+    @property
+    def tracks_groups(self) -> bool:
+        """Groups can outlive their rows: free fields carried whole by some stream, and
+        no trigger field narrowing which of them a window sees."""
+        return (
+            self.free_index is not None
+            and bool(self.key_readers)
+            and all(r.tcol is None for r in self.key_readers)
+        )
+
+    def seen_times(self) -> list[SeenTimes]:
+        """Per key stream: when each free-key code was first and last seen."""
+        out = []
+        for r in self.key_readers:
+            assert r.gcol is not None
+            out.append(r.store.seen[r.gcol])
+        return out
+
+    def free_code(self, kt: tuple[Any, ...]) -> int:
+        """The free-key code of a finding's key tuple (`by` order), -1 when unknown."""
+        if self.free_index is None:
+            return 0
+        by = self.rule.by
+        return self.free_index.lookup(tuple(kt[by.index(f)] for f in self.free))
 
     def evidence_fields(self) -> list[tuple[str, str]]:
         """The rule's evidence (default: each field its condition aggregates); numbers only."""

@@ -14,7 +14,7 @@ from ..dsl.plan import Pred
 from ..model import CATALOG
 from ..units import Kind
 from .history import History
-from .keys import KeyIndex
+from .keys import KeyIndex, SeenTimes
 from .predicates import pred_fields, pred_mask
 
 __all__ = ["KeyRegistry", "StreamStore"]
@@ -44,6 +44,8 @@ class StreamStore:
         self._values: list[str] = []
         self._preds: dict[Pred, str] = {}
         self._key_cols: dict[tuple[str, ...], str] = {}
+        # Per key column: when each code was first and last seen in this stream.
+        self.seen: dict[str, SeenTimes] = {}
         self.history: History | None = None
         self.rows_in = 0
         self._pending: list[Batch] = []
@@ -66,7 +68,14 @@ class StreamStore:
         if col is None:
             self._keys.index(fields)
             col = self._key_cols[fields] = "k:" + ",".join(fields)
+            self.seen[col] = SeenTimes()
         return col
+
+    def forget_codes(self, fields: tuple[str, ...], codes: np.ndarray) -> None:
+        """Codes the key index released (to be reused): forget when they were seen."""
+        col = self._key_cols.get(fields)
+        if col is not None:
+            self.seen[col].reset(codes)
 
     def freeze(self) -> None:
         dtypes: dict[str, type] = {}
@@ -147,4 +156,5 @@ class StreamStore:
                 cols[col] = self._keys.index(fields).encode(
                     [p for p in parts if p is not None], batch.ts
                 )
+                self.seen[col].touch(cols[col], batch.ts)
         self.history.append(cols)

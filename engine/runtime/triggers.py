@@ -47,7 +47,11 @@ class Occurrence:
     tvals: dict[str, Any] = field(compare=False)
 
     def event(self) -> dict[str, Any]:
-        return self.batch.row(self.row)
+        """The trigger event for the finding: a point event carries `end` = `ts`."""
+        ev = self.batch.row(self.row)
+        if "end" not in ev:
+            ev = {"stream": ev["stream"], "ts": ev["ts"], "end": ev["ts"], **ev}
+        return ev
 
 
 class PendingTriggers:

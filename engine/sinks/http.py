@@ -55,10 +55,13 @@ class HttpTransport:
         self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
     ) -> Response:
         u = urlsplit(url)
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise HttpError(f"not an http(s) URL: {url}")
         tls = u.scheme == "https"
-        port = u.port or (443 if tls else 80)
+        try:
+            port = u.port or (443 if tls else 80)
+        except ValueError:  # a port out of range, or not a number
+            port = -1
+        if u.scheme not in ("http", "https") or not u.hostname or port < 0:
+            raise HttpError(f"not an http(s) URL: {url}")
         target = (u.path or "/") + (f"?{u.query}" if u.query else "")
         host = u.hostname if u.port is None else f"{u.hostname}:{u.port}"
         lines = [

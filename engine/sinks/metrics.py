@@ -105,12 +105,12 @@ class Metrics:
 async def _handle(metrics: Metrics, stream: SocketStream) -> None:
     async with stream:
         data = b""
-        with anyio.move_on_after(5):
+        # A client may hang up before a whole request (a TCP health check, a port
+        # scan): answer what arrived, never let it take the server down.
+        gone = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+        with anyio.move_on_after(5), contextlib.suppress(*gone):
             while b"\r\n\r\n" not in data and len(data) < 16384:
-                chunk = await stream.receive(4096)
-                if not chunk:
-                    break
-                data += chunk
+                data += await stream.receive(4096)
         parts = data.split(b"\r\n", 1)[0].split()
         if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
             status, ctype = "200 OK", "text/plain; version=0.0.4; charset=utf-8"
@@ -121,7 +121,7 @@ async def _handle(metrics: Metrics, stream: SocketStream) -> None:
             f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        with contextlib.suppress(*gone):
             await stream.send(head.encode() + body)
 
 

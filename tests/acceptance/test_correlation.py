@@ -81,10 +81,6 @@ def test_point_trigger_within(tmp_path: Path) -> None:
     assert t["constraint"] == "memcg"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: events.md pins trigger with ts, end, stream; a point trigger (end = ts) has no end",
-)
 def test_point_trigger_carries_end_equal_to_ts(tmp_path: Path) -> None:
     rules = "rule r\n  when count(disk.io) >= 0\n  within 100ms of oom.kill\n"
     r = replay(tmp_path, rules, [ev("oom.kill", 5 * S)])

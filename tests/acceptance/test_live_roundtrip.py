@@ -9,13 +9,11 @@ import gzip
 import json
 import os
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from .helpers import run_proc
+from .helpers import TRACEHOUND, run_proc
 
 pytestmark = pytest.mark.live
 
@@ -36,20 +34,31 @@ def test_record_then_replay(tmp_path: Path) -> None:
     if why:
         pytest.skip(why)
     out = tmp_path / "rec.jsonl.gz"
-
-    def io() -> None:
-        time.sleep(1.0)
+    # dd starts once record says every probe is attached ("recording ..."), not after
+    # a guess at how long attaching takes
+    p = subprocess.Popen(
+        [str(TRACEHOUND), "record", "-o", str(out), "--streams", "disk.io", "--duration", "3s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert p.stderr is not None
+        before = []
+        for line in p.stderr:
+            before.append(line)
+            if "recording" in line:
+                break
+        assert any("recording" in x for x in before), "".join(before)
         subprocess.run(
             ["dd", "if=/dev/zero", f"of={tmp_path / 'f'}", "bs=64k", "count=100", "oflag=direct"],
             capture_output=True,
             check=False,
+            timeout=60,
         )
-
-    th = threading.Thread(target=io)
-    th.start()
-    p = run_proc(["record", "-o", str(out), "--streams", "disk.io", "--duration", "3s"])
-    th.join()
-    assert p.returncode == 0, p.stderr
+        _, rest = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, "".join(before) + rest
     with gzip.open(out, "rt") as f:
         events = [json.loads(line) for line in f if line.strip() and not line.startswith("#")]
     writes = [e for e in events if e["stream"] == "disk.io" and e["op"] == "write"]
@@ -60,6 +69,6 @@ def test_record_then_replay(tmp_path: Path) -> None:
     (tmp_path / "r.rules").write_text(
         'rule w\n  when count(disk.io where op == "write") >= 1 over 1s\n'
     )
-    p = run_proc(["replay", str(out), "--rules", str(tmp_path / "r.rules"), "--json"])
-    assert p.returncode == 0, p.stderr
-    assert len(p.stdout.splitlines()) >= 1
+    r = run_proc(["replay", str(out), "--rules", str(tmp_path / "r.rules"), "--json"])
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) >= 1

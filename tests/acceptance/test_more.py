@@ -96,11 +96,6 @@ def test_explain_over_rule_counts_all_episodes_so_far(tmp_path: Path) -> None:
     assert e2["lift"] == approx(0.5 / (0.2 / 3.1), rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG(spec letter): rules.md Explain: default candidates are every stream seen "
-    "except COND's; `lost` is a catalog stream but is always left out",
-)
 def test_explain_default_candidates_include_lost(tmp_path: Path) -> None:
     # `lost` is a stream of the catalog; by default every stream seen except COND's
     rules = f"rule p\n  {SPIKE}\n  explain\n"
@@ -159,11 +154,6 @@ def test_periodic_long_steady_fires_once(tmp_path: Path, n: int) -> None:
     assert f["ts"] == (1100 + 1000 * (n - 1)) * MS and f["period"] == 1 * S
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG?: rules.md: an over rule does not fire again for a key until after a step "
-    "where COND does not hold; a keyed group that goes idle is forgotten and fires again",
-)
 def test_keyed_sliding_group_idle_does_not_refire(tmp_path: Path) -> None:
     # count < 5 holds for sda at every step from 0 to 20s (0 or 1 event per window)
     rules = "rule r\n  when count(disk.io) < 5 over 1s\n  by dev\n"
@@ -179,11 +169,6 @@ def test_unkeyed_sliding_idle_does_not_refire(tmp_path: Path) -> None:
     assert [f["ts"] for f in r.findings] == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG?: rules.md Keys: a group exists once one of its values has been seen; a "
-    "trigger window with no events of a seen group is not evaluated for it (count == 0 never fires)",
-)
 def test_keyed_trigger_rule_evaluates_seen_group_with_empty_window(tmp_path: Path) -> None:
     rules = "rule r\n  when count(disk.io) == 0\n  before oom.kill within 1s\n  by dev\n"
     evs = [
@@ -255,11 +240,6 @@ def _busy_background(until_s: int, step_ms: int = 5) -> list[dict]:
     return [disk(k * step_ms * MS + 1, 1 * MS) for k in range(until_s * 1000 // step_ms + 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules.md sets no bound on the period, but with a 30-minute period on a busy "
-    "trace (many batches) no finding; the same spikes on a sparse trace do fire",
-)
 def test_periodic_thirty_minute_period_on_busy_trace(tmp_path: Path) -> None:
     rules = f"rule p\n  {SPIKE}\n  periodic at least 3 times\n"
     eps = [1100 + 1_800_000 * k for k in range(3)]

@@ -9,39 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.dsl import compile_text, parse_text
+from engine.dsl.lexer import KEYWORDS
 from engine.errors import RuleErrors
 
 TOKENS = [
-    "rule",
-    "define",
-    "when",
-    "within",
-    "of",
-    "before",
-    "after",
-    "during",
-    "over",
-    "for",
-    "by",
-    "periodic",
-    "every",
-    "at",
-    "least",
-    "times",
-    "explain",
-    "severity",
-    "cooldown",
-    "evidence",
-    "baseline",
-    "summary",
-    "notify",
-    "labels",
-    "where",
-    "and",
-    "or",
-    "not",
-    "in",
-    "matches",
+    *KEYWORDS,
     "(",
     ")",
     ",",

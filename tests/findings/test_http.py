@@ -42,6 +42,9 @@ async def test_timeout_and_refused_are_http_errors() -> None:
         await t.post("http://127.0.0.1:9/", {}, b"{}", 2)
     with pytest.raises(HttpError):
         await t.post("ftp://x/", {}, b"{}", 2)
+    for bad_port in ("http://x:99999/", "http://x:abc/"):
+        with pytest.raises(HttpError, match="not an http"):
+            await t.post(bad_port, {}, b"{}", 2)
 
 
 async def test_garbage_answer_is_an_http_error() -> None:

@@ -76,6 +76,20 @@ async def test_open_delivery_routes_by_severity_and_notify(tmp_path: Path) -> No
     metrics.exposition()  # the closed store is no longer asked
 
 
+async def _get_metrics(port: int) -> bytes:
+    """The whole response to GET /metrics (the server closes the connection)."""
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    async with stream:
+        await stream.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    data += await stream.receive()
+                except anyio.EndOfStream:
+                    return data
+
+
 async def test_metrics_endpoint() -> None:
     m = Metrics()
     m.inc("tracehound_findings_total", {"rule": "r", "severity": "warning"})
@@ -85,16 +99,7 @@ async def test_metrics_endpoint() -> None:
     )
     async with anyio.create_task_group() as tg:
         port = await tg.start(serve_metrics, m, "127.0.0.1", 0)
-        stream = await anyio.connect_tcp("127.0.0.1", port)
-        async with stream:
-            await stream.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            with anyio.fail_after(5):
-                while True:
-                    try:
-                        data += await stream.receive()
-                    except anyio.EndOfStream:
-                        break
+        data = await _get_metrics(port)
         tg.cancel_scope.cancel()
     head, _, body = data.decode().partition("\r\n\r\n")
     assert head.startswith("HTTP/1.1 200") and "text/plain; version=0.0.4" in head
@@ -104,6 +109,20 @@ async def test_metrics_endpoint() -> None:
         assert f"# TYPE {fam} " in body
     rss = [ln for ln in body.splitlines() if ln.startswith("process_resident_memory_bytes ")]
     assert rss and float(rss[0].split()[1]) > 0
+
+
+async def test_metrics_survive_clients_that_hang_up() -> None:
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(serve_metrics, Metrics(), "127.0.0.1", 0)
+        for request in (b"", b"GET /met"):  # nothing, or half a request, then gone
+            s = await anyio.connect_tcp("127.0.0.1", port)
+            if request:
+                await s.send(request)
+            await s.aclose()
+        await anyio.sleep(0.2)
+        data = await _get_metrics(port)
+        tg.cancel_scope.cancel()
+    assert data.startswith(b"HTTP/1.1 200")
 
 
 def test_findings_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import SinkConfig
 from engine.errors import ConfigError
-from engine.sinks.store import Store
+from engine.sinks.store import Store, StoreSink
+from engine.sinks.webhook import WebhookSink
 
 from .helpers import make_finding
 
@@ -80,3 +82,29 @@ def test_prune_keeps_pending(tmp_path: Path) -> None:
     st.finish("new", "ops", "delivered")
     assert st.prune(200.0) == 3
     assert sorted(r.id for r in st.outbox()) == ["3", "new"]
+
+
+class _FullStore(Store):
+    """A store on a full disk: every write fails as SQLite reports it."""
+
+    def add_finding(self, f: object, now_ns: int | None = None) -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def enqueue(self, id: str, sink: str, body: bytes, now: float) -> bool:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_full_disk_does_not_stop_the_pipeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    st = _FullStore(tmp_path / "t.db")
+    sink = StoreSink(st)
+    cfg = SinkConfig(name="ops", type="webhook", url="http://127.0.0.1:9/")
+    hook = WebhookSink(cfg, st, host="h1")
+    for _ in range(3):
+        await sink.send(make_finding())
+        await hook.send(make_finding())
+    err = capsys.readouterr().err
+    assert err.count("sink store: cannot store findings") == 1
+    assert err.count("sink ops: cannot write the outbox: database or disk is full") == 1
+    st.close()

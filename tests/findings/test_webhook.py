@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -214,6 +215,31 @@ async def test_drain_gives_up_and_leaves_rows(tmp_path: Path) -> None:
         assert await sink.drain(0.2) == 1
         await sink.aclose()
     assert store.outbox("ops")[0].last_error == "timed out after 2s"
+
+
+class _FullOutbox(Store):
+    """Queueing worked; recording the outcome fails as on a full disk."""
+
+    def retry(self, id: str, sink: str, next_attempt: float, error: str) -> None:
+        self.writes_refused += 1
+        raise sqlite3.OperationalError("database or disk is full")
+
+    writes_refused = 0
+
+
+async def test_outbox_write_failure_keeps_the_row_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _FullOutbox(tmp_path / "t.db")
+    sink = WebhookSink(_cfg("http://x/"), store, transport=_Broken(), base_delay=0.05)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sink.run)
+        await sink.send(make_finding())
+        assert await sink.drain(0.2) == 1
+        await sink.aclose()
+    assert store.outbox("ops")[0].state == "pending"
+    assert 1 <= store.writes_refused <= 10  # held back between attempts, not a hot loop
+    assert capsys.readouterr().err.count("sink ops: cannot write the outbox") == 1
 
 
 def test_classify_and_retry_after() -> None:

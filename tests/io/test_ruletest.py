@@ -132,6 +132,7 @@ def test_bad_inline_event_names_the_test_file(
         ('trace = "t.jsonl"\n[[expect]]\nrule = "stall"\nat = "3 parsecs"\n', "expect stall"),
         ('tick = 0\ntrace = "t.jsonl"\n[[expect]]\nrule = "stall"\n', "tick: must be more"),
         ('tick = -5\ntrace = "t.jsonl"\n[[expect]]\nrule = "stall"\n', "tick: must be more"),
+        ('trace = "t.jsonl"\n[[expect]]\nrule = "stall"\nat = "1e400s"\n', "expect stall"),
     ],
 )
 def test_bad_test_files(folder: Path, body: str, message: str) -> None:

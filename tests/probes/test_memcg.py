@@ -168,7 +168,7 @@ def test_bad_interval() -> None:
         memcg.make_source(frozenset({"memcg"}), {"root": "/", "interval": "5MB"})
     with pytest.raises(ConfigError):
         memcg.make_source(frozenset({"memcg"}), {"root": "/", "interval": 0})
-    for odd in (float("nan"), float("inf"), True, [1]):
+    for odd in (float("nan"), float("inf"), True, [1], "1e400s"):
         with pytest.raises(ConfigError, match="memcg interval"):
             memcg.make_source(frozenset({"memcg"}), {"root": "/", "interval": odd})
 
