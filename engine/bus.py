@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import numpy as np
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .batch import Batch
@@ -40,6 +41,8 @@ class Subscription:
     _recv: MemoryObjectReceiveStream[Batch]
     dropped: _Counts = field(default_factory=_Counts)
     delivered: _Counts = field(default_factory=_Counts)
+    # (first ts, events) of each batch dropped since the last take_drops().
+    _unmarked: list[tuple[int, int]] = field(default_factory=list)
 
     def wants(self, stream: str) -> bool:
         return self.streams is None or stream in self.streams
@@ -66,6 +69,27 @@ class Subscription:
     def close(self) -> None:
         self._send.close()
         self._recv.close()
+
+    def _drop(self, batch: Batch) -> None:
+        self.dropped.add(batch)
+        if len(batch):
+            self._unmarked.append((int(batch.ts.min()), len(batch)))
+
+    def take_drops(self) -> Batch | None:
+        """The drops since the last call as a `lost` batch (probe `bus:NAME`), so
+        the findings whose windows they fall in carry them in their `lost` count."""
+        if not self._unmarked:
+            return None
+        drops, self._unmarked = sorted(self._unmarked), []
+        return Batch(
+            "lost",
+            np.array([ts for ts, _ in drops], dtype=np.int64),
+            None,
+            {
+                "probe": np.array([f"bus:{self.name}"] * len(drops), dtype=object),
+                "count": np.array([n for _, n in drops], dtype=np.float64),
+            },
+        )
 
 
 class Bus:
@@ -116,7 +140,7 @@ class Bus:
             try:
                 await sub._send.send(batch)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                sub.dropped.add(batch)
+                sub._drop(batch)
             else:
                 sub.delivered.add(batch)
 
@@ -129,7 +153,7 @@ class Bus:
             try:
                 sub._send.send_nowait(batch)
             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                sub.dropped.add(batch)
+                sub._drop(batch)
             else:
                 sub.delivered.add(batch)
 

@@ -93,17 +93,24 @@ async def run_pipeline(
     backpressure: bool | None = None,
     evaluator: EvaluatorLike | None = None,
     make_evaluator: Callable[[Plan, int], EvaluatorLike] = _default_evaluator,
+    bus: Bus | None = None,
 ) -> PipelineResult:
     """Run until every source ends (replay), `stop` is set or `duration` ns passed.
 
     Open windows are closed (`finish`) in every case. Sinks are not closed here:
-    their owner decides how long to wait for pending deliveries.
+    their owner decides how long to wait for pending deliveries. Pass `bus` to
+    read its statistics while the pipeline runs (metrics).
+
+    Live, the watermark moves with wall time, so windows are closed by a timer once
+    per tick rather than after every batch (drains deliver many small batches);
+    batches the bus dropped for the evaluator become `lost` events, so the findings
+    whose windows they fall in say their evidence may be incomplete.
     """
     router: Router = _ByName(sinks) if isinstance(sinks, Sequence) else sinks
     ev = evaluator if evaluator is not None else make_evaluator(plan, tick)
     live = isinstance(clock, LiveClock) if backpressure is None else not backpressure
     notify = {r.name: r.notify for r in plan.rules}
-    bus = Bus()
+    bus = bus if bus is not None else Bus()
     sub = bus.subscribe("evaluator", None, capacity)
     result = PipelineResult()
     started = time.monotonic()
@@ -147,7 +154,12 @@ async def run_pipeline(
             async for batch in sub:
                 clock.observe(batch)
                 ev.push(batch)
-                await advance()
+                if live:
+                    drops = sub.take_drops()
+                    if drops is not None:
+                        ev.push(drops)
+                else:
+                    await advance()
             clock.finish()
             await deliver(ev.advance(INFINITY))
             await deliver(ev.finish())

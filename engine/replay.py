@@ -62,6 +62,7 @@ async def replay(
 
 
 def replay_command(args: argparse.Namespace) -> int:
+    """`tracehound replay`: 1 when a finding reaches `--fail-on`, else 0."""
     config: Config | None = load_config(args.config) if args.config else None
     plan = load_plan(args.rules, config)
     tick = config.engine.tick if config is not None else DEFAULT_TICK

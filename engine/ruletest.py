@@ -114,7 +114,8 @@ def find_tests(paths: Sequence[str]) -> list[Path]:
 
 def load_test(path: Path) -> RuleTest:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except OSError as e:
         raise RuleTestError(f"{path}: error: cannot read: {e.strerror or e}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -128,7 +129,7 @@ def load_test(path: Path) -> RuleTest:
     base = path.parent
     traces = [str(base / t) for t in ([f.trace] if f.trace else []) + f.traces]
     inline = f.events
-    first, n_inline = _events_line(path), 0
+    first, n_inline = _events_line(text), 0
     if inline is not None:
         inline = inline if inline.endswith("\n") else inline + "\n"
         n_inline = inline.count("\n")
@@ -167,9 +168,8 @@ def load_test(path: Path) -> RuleTest:
     )
 
 
-def _events_line(path: Path) -> int:
+def _events_line(text: str) -> int:
     """The line of the test file where the text of `events = \"\"\"...` starts."""
-    text = path.read_text(encoding="utf-8")
     m = re.search(r'^[ \t]*events[ \t]*=[ \t]*("""|\'\'\'|"|\')(\r?\n)?', text, re.M)
     if m is None:
         return 1

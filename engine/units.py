@@ -110,7 +110,12 @@ def parse_duration(text: str) -> int:
     value, kind = parse_quantity(text)
     if kind is not Kind.DURATION:
         raise ValueError(f"expected a duration such as 100ms or 5s, got {text!r}")
+    if not value < _MAX_NS:  # also catches inf and nan
+        raise ValueError(f"duration too large: {text!r} (at most about 292 years)")
     return round(value)
+
+
+_MAX_NS = float(2**63 - 1)
 
 
 def compatible(a: Kind, b: Kind) -> bool:

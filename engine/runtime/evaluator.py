@@ -8,8 +8,7 @@ is kept columnar for as long as any window, late trigger or baseline can reach i
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +19,8 @@ from ..dsl.plan import CompiledRule, Plan
 from ..findings import ExplainEntry, Finding
 from ..model import CATALOG
 from .evidence import evidence_for
-from .explain import rank
 from .groups import MIN_TTL, GroupLife
-from .occurrences import OccurrenceLog
+from .occurrences import EpisodeLog, OccurrenceLog, rank_candidates, settle_against, supported
 from .periodic import PeriodicDetector
 from .predicates import pred_mask
 from .scope import RuleScope, eval_cond
@@ -33,7 +31,6 @@ from .windows import Sliding, ceil_tick
 
 __all__ = ["Evaluator"]
 
-_MAX_EPISODES = 4096
 _INF = math.inf
 _END_OF_INPUT = 2**63 - 1
 _FLUSH_ROWS = 65536  # buffered rows per stream before ingesting regardless
@@ -53,7 +50,7 @@ class _Rule:
     cooldown: dict[tuple[Any, ...], int] = field(default_factory=dict)
     periodic: dict[tuple[Any, ...], PeriodicDetector] = field(default_factory=dict)
     last_episode: dict[tuple[Any, ...], int] = field(default_factory=dict)
-    episodes: dict[tuple[Any, ...], deque[int]] = field(default_factory=dict)
+    episodes: dict[tuple[Any, ...], EpisodeLog] = field(default_factory=dict)
 
 
 def _none_if_nan(v: float) -> float | None:
@@ -95,6 +92,7 @@ class Evaluator:
         self._explain_streams = {s for r in plan.rules if r.explain for s in r.explain.streams}
         gaps = [2 * r.explain.within for r in plan.rules if r.explain is not None]
         self._occ_gap = min(gaps, default=0)
+        self._occ_widths = {r.explain.within for r in plan.rules if r.explain is not None}
         self._occurrences: dict[str, OccurrenceLog] = {}
         self._wm: int | float = -_INF
         self._first_ts: int | None = None
@@ -164,7 +162,10 @@ class Evaluator:
         if explained:
             log = self._occurrences.get(batch.stream)
             if log is None:
-                log = self._occurrences[batch.stream] = OccurrenceLog(self._occ_gap)
+                log = self._occurrences[batch.stream] = OccurrenceLog(
+                    self._occ_gap, self._occ_widths, on_compact=self._compacting(batch.stream)
+                )
+            log.origin = self._first_ts
             log.add(batch.ts, batch.end)
         if store is None:
             return
@@ -230,6 +231,14 @@ class Evaluator:
         if watermark > self._wm:
             self._wm = watermark
         out = self._evaluate(self._wm, self._wm) if self._wm >= self._due else []
+        # Occurrences emitted up to here can no longer be ahead of a finding's ts.
+        for log in self._occurrences.values():
+            log.advance(self._wm)
+        # Likewise for when key values were last seen (group lifetime).
+        wm = int(self._wm)
+        for st in self._stores.values():
+            for seen in st.seen.values():
+                seen.commit(wm)
         self._maybe_expire()
         return out
 
@@ -338,7 +347,7 @@ class Evaluator:
         key = rs.scope.key_of(code, None)
         kt = tuple(key.values())
         if rs.rule.explain is not None:
-            rs.episodes.setdefault(kt, deque(maxlen=_MAX_EPISODES)).append(t)
+            self._add_episode(rs, kt, t)
         spec = rs.rule.periodic
         if spec is None:
             return
@@ -412,7 +421,7 @@ class Evaluator:
         for (i, _, hit, key), ev in zip(keep, evidence, strict=True):
             kt = tuple(key.values())
             if occ is not None and rule.explain is not None:
-                rs.episodes.setdefault(kt, deque(maxlen=_MAX_EPISODES)).append(ws)
+                self._add_episode(rs, kt, ws)
             agg = [_none_if_nan(float(v[i])) for v in vals]
             f = Finding(
                 rule=rule.name,
@@ -441,21 +450,59 @@ class Evaluator:
         c = h.col(self._lost_col)[i:j]
         return int(np.nansum(c)) if j > i else 0
 
-    def _explain(self, rs: _Rule, kt: tuple[Any, ...], ts: int) -> list[ExplainEntry]:
+    def _candidates(self, rs: _Rule) -> list[str]:
         spec = rs.rule.explain
         assert spec is not None
         if spec.streams:
-            names: Iterable[str] = spec.streams
-        else:
-            names = [s for s in self._occurrences if s not in rs.reads]
-        occ: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for s in names:
+            return list(spec.streams)
+        return [s for s in self._occurrences if s not in rs.reads]
+
+    def _explain(self, rs: _Rule, kt: tuple[Any, ...], ts: int) -> list[ExplainEntry]:
+        spec = rs.rule.explain
+        assert spec is not None
+        occ: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
+        for s in self._candidates(rs):
             log = self._occurrences.get(s)
-            if log is not None and len(log):
-                occ[s] = log.arrays()
-        eps = list(rs.episodes.get(kt, ()))
+            if log is None:
+                continue
+            starts, ends = log.view(ts)  # emitted at or before the finding's ts
+            if starts.shape[0] or log.dropped:
+                occ[s] = (starts, ends, log.dropped_cov.get(spec.within, 0))
         first = self._first_ts if self._first_ts is not None else ts
-        return rank(eps, occ, spec.within, (first, ts))
+        return rank_candidates(rs.episodes.get(kt), occ, spec.within, (first, ts))
+
+    def _add_episode(self, rs: _Rule, kt: tuple[Any, ...], t: int) -> None:
+        spec = rs.rule.explain
+        assert spec is not None
+        log = rs.episodes.get(kt)
+        if log is None:
+            log = rs.episodes[kt] = EpisodeLog()
+
+        def arrays(name: str) -> tuple[np.ndarray, np.ndarray, int]:
+            return (*self._occurrences[name].view(t), spec.within)
+
+        def settle(el: EpisodeLog, eps: np.ndarray) -> None:
+            names = [n for n in self._candidates(rs) if n in self._occurrences]
+            settle_against(el, eps, names, arrays)
+
+        log.add(t, settle)
+
+    def _compacting(self, name: str) -> Any:
+        """Before a log drops old intervals: settle the support of the episodes they cover."""
+
+        def settle(starts: np.ndarray, ends: np.ndarray, boundary: int) -> None:
+            for rs in self._rules:
+                spec = rs.rule.explain
+                if spec is None or not rs.episodes or name not in self._candidates(rs):
+                    continue
+                d = spec.within
+                for el in rs.episodes.values():
+                    eps = el.unsettled(name)
+                    eps = eps[eps < boundary - d]
+                    if eps.shape[0]:
+                        el.settle(name, eps, supported(starts, ends, d, eps))
+
+        return settle
 
     # ---- memory ----
     def _maybe_expire(self) -> None:
@@ -532,7 +579,7 @@ class Evaluator:
         rs.last_episode = {k: t for k, t in rs.last_episode.items() if live(k, t)}
         rs.periodic = {k: d for k, d in rs.periodic.items() if k in rs.last_episode}
         rs.episodes = {
-            k: e for k, e in rs.episodes.items() if e and live(k, rs.last_episode.get(k, e[-1]))
+            k: e for k, e in rs.episodes.items() if e and live(k, rs.last_episode.get(k, e.last))
         }
 
     def stats(self) -> dict[str, int]:

@@ -51,35 +51,42 @@ class GroupLife:
         codes = codes[codes < self._evicted.shape[0]]
         self._evicted[codes] = False
 
-    def _first_last(self) -> tuple[np.ndarray, np.ndarray]:
+    def _last(self) -> np.ndarray:
+        """Per code: the newest committed row (<= every seen's frontier)."""
         n = self.index.size
         if len(self.seen) == 1:
             s = self.seen[0]
             s.grow(n)
-            return s.first[:n], s.last[:n]
-        first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+            return s.last[:n]
         last = np.full(n, _NEVER, dtype=np.int64)
         for s in self.seen:
             s.grow(n)
-            np.minimum(first, s.first[:n], out=first)
             np.maximum(last, s.last[:n], out=last)
-        return first, last
+        return last
 
-    def _deadline(self, last: np.ndarray) -> np.ndarray:
-        """Per code: the last time it is still alive (last seen + its TTL)."""
-        n = last.shape[0]
+    def _ttl(self, n: int) -> np.ndarray:
         ttl = np.full(n, self.ttl, dtype=np.int64)
         m = min(n, self._ext.shape[0])
         if m:
             np.maximum(ttl[:m], self._ext[:m], out=ttl[:m])
-        out = last + ttl
-        out[last == _NEVER] = _NEVER
-        return out
+        return ttl
+
+    def _state(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(alive at t, last seen at or before t) per code, before the cap."""
+        last = self._last().copy()
+        n = last.shape[0]
+        for s in self.seen:
+            # Rows ahead of the committed frontier count only when at or before t.
+            c, ts = s.recent(t - int(self._ttl(1)[0]) - int(self._ext.max(initial=0)), t)
+            if c.shape[0]:
+                np.maximum.at(last, c[c < n], ts[c < n])
+        seen = last != _NEVER
+        dl = np.where(seen, last + self._ttl(n), _NEVER)
+        return seen & (dl >= t), last
 
     def alive(self, t: int) -> np.ndarray:
         """Bool per code: the group exists at t (seen at or before t, not idle too long)."""
-        first, last = self._first_last()
-        mask = (first <= t) & (self._deadline(last) >= t)
+        mask, last = self._state(t)
         count = int(np.count_nonzero(mask))
         if count > self.cap:
             codes = np.flatnonzero(mask)
@@ -100,12 +107,16 @@ class GroupLife:
         return mask
 
     def keep(self, t: int) -> np.ndarray:
-        """Bool per code: the group is still alive at t (its code must stay)."""
-        _, last = self._first_last()
-        mask = self._deadline(last) >= t
-        m = min(mask.shape[0], self._evicted.shape[0])
+        """Bool per code: its group may still be alive at t or later (its code must stay)."""
+        last = self._last()
+        n = last.shape[0]
+        mask = (last != _NEVER) & (last + self._ttl(n) >= t)
+        m = min(n, self._evicted.shape[0])
         if m:
             mask[:m] &= ~self._evicted[:m]
+        for s in self.seen:
+            pc = s.pending_codes()
+            mask[pc[pc < n]] = True
         return mask
 
     def groups(self, t: int) -> np.ndarray:
@@ -113,10 +124,9 @@ class GroupLife:
         return np.flatnonzero(self.alive(t))
 
     def next_change(self, t: int) -> int | None:
-        """The earliest time after t at which a group alive at t stops being alive."""
-        first, last = self._first_last()
-        dl = self._deadline(last)
-        live = (first <= t) & (dl >= t)
+        """The earliest time after t at which a group alive at t may stop being alive."""
+        live, last = self._state(t)
         if not live.any():
             return None
-        return int(dl[live].min()) + 1
+        dl = last[live] + self._ttl(last.shape[0])[live]
+        return int(dl.min()) + 1

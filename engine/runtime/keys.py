@@ -159,31 +159,34 @@ class KeyIndex:
         return dead
 
 
-_FAR = np.iinfo(np.int64).max
-
-
 class SeenTimes:
-    """First and last `ts` at which each code of one key column was seen in a stream.
+    """When each code of one key column was last seen in a stream (rules.md, Keys).
 
-    Decides which groups are alive (rules.md, Keys: a group exists once one of its
-    values has been seen, and is forgotten after it has been idle for a while).
-    Updated at ingest (min/max, so the order of batches does not matter).
+    Decides which groups are alive at a step or window end t: exactly, from the
+    rows with ts <= t. Rows up to the committed frontier (the watermark after an
+    evaluation) are folded into `last`; rows pushed ahead of it stay pending, so a
+    row seen ahead of t cannot make a group alive at t, whatever the batching.
     """
 
     def __init__(self) -> None:
-        self.first = np.full(0, _FAR, dtype=np.int64)
         self.last = np.full(0, _NEVER, dtype=np.int64)
+        self.frontier: int = _NEVER
+        self._pc: list[np.ndarray] = []
+        self._pt: list[np.ndarray] = []
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     def grow(self, n: int) -> None:
-        size = self.first.shape[0]
+        size = self.last.shape[0]
         if n <= size:
             return
-        new = max(n, 2 * size, 64)
-        f = np.full(new, _FAR, dtype=np.int64)
-        f[:size] = self.first
-        la = np.full(new, _NEVER, dtype=np.int64)
+        la = np.full(max(n, 2 * size, 64), _NEVER, dtype=np.int64)
         la[:size] = self.last
-        self.first, self.last = f, la
+        self.last = la
+
+    def _fold(self, codes: np.ndarray, ts: np.ndarray) -> None:
+        if codes.shape[0]:
+            self.grow(int(codes.max()) + 1)
+            np.maximum.at(self.last, codes, ts)
 
     def touch(self, codes: np.ndarray, ts: np.ndarray) -> None:
         ok = codes >= 0
@@ -191,11 +194,58 @@ class SeenTimes:
             codes, ts = codes[ok], ts[ok]
         if not codes.shape[0]:
             return
-        self.grow(int(codes.max()) + 1)
-        np.maximum.at(self.last, codes, ts)
-        np.minimum.at(self.first, codes, ts)
+        late = ts <= self.frontier
+        if late.any():
+            self._fold(codes[late], ts[late])
+            codes, ts = codes[~late], ts[~late]
+        if codes.shape[0]:
+            self._pc.append(codes)
+            self._pt.append(ts)
+            self._sorted = None
+
+    def _pending(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._sorted is None:
+            if not self._pc:
+                self._sorted = (_EMPTY, _EMPTY)
+            else:
+                c = np.concatenate(self._pc)
+                t = np.concatenate(self._pt)
+                o = np.argsort(t, kind="stable")
+                c, t = c[o], t[o]
+                self._pc, self._pt = [c], [t]
+                self._sorted = (c, t)
+        return self._sorted
+
+    def commit(self, frontier: int) -> None:
+        """Fold the pending rows with ts <= frontier into `last`."""
+        if frontier <= self.frontier:
+            return
+        self.frontier = frontier
+        if not self._pc:
+            return
+        c, t = self._pending()
+        j = int(np.searchsorted(t, frontier, "right"))
+        if j:
+            self._fold(c[:j], t[:j])
+            c, t = c[j:], t[j:]
+            self._pc, self._pt = ([c], [t]) if c.shape[0] else ([], [])
+            self._sorted = (c, t) if c.shape[0] else None
+
+    def recent(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pending rows (codes, ts) with lo <= ts <= hi, by ts."""
+        c, t = self._pending()
+        if not c.shape[0]:
+            return c, t
+        i = int(np.searchsorted(t, lo, "left"))
+        j = int(np.searchsorted(t, hi, "right"))
+        return c[i:j], t[i:j]
+
+    def pending_codes(self) -> np.ndarray:
+        return self._pending()[0]
 
     def reset(self, codes: np.ndarray) -> None:
-        codes = codes[codes < self.first.shape[0]]
-        self.first[codes] = _FAR
+        codes = codes[codes < self.last.shape[0]]
         self.last[codes] = _NEVER
+
+
+_EMPTY = np.empty(0, dtype=np.int64)

@@ -296,11 +296,6 @@ def test_explain_counts_all_episodes_so_far_sparse_trace(tmp_path: Path) -> None
     assert z["lift"] == approx(1801.1 / 0.4, rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules.md Explain counts the episodes 'so far'; on a busy trace an episode "
-    "30 min old is forgotten (support 1 instead of 2); on a sparse trace it is kept",
-)
 def test_explain_counts_all_episodes_so_far_busy_trace(tmp_path: Path) -> None:
     z = _explain_far_episodes(tmp_path, 20)
     assert z["support"] == 2
@@ -325,11 +320,6 @@ def test_explain_coverage_many_occurrences(tmp_path: Path) -> None:
     assert z["lift"] == approx(1 / cov, rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules.md Explain: coverage is the fraction of observed time covered; a "
-    "candidate with > 4096 separate occurrences loses the oldest (10k execs: 0.082, not 0.2)",
-)
 def test_explain_coverage_more_than_4096_occurrences(tmp_path: Path) -> None:
     z, cov = _explain_many_occurrences(tmp_path, 10000)
     assert z["coverage"] == approx(cov, rel=1e-6)
@@ -355,11 +345,6 @@ def test_explain_support_many_episodes(tmp_path: Path) -> None:
     assert z["support"] == 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: rules.md Explain counts every episode so far; only the last 4096 are kept "
-    "(support 0 of 4096 instead of 100 of 5000)",
-)
 def test_explain_support_more_than_4096_episodes(tmp_path: Path) -> None:
     z = _explain_many_episodes(tmp_path, 5000)
     assert z["support"] == 100

@@ -188,14 +188,20 @@ async def test_bounded_concurrency_and_send_never_blocks(tmp_path: Path) -> None
     assert rec.peak == 3 and rec.calls == 20
 
 
-async def test_drain_and_aclose(tmp_path: Path) -> None:
-    store = Store(tmp_path / "t.db")
-    sink = WebhookSink(_cfg("http://x/"), store, transport=_Recorder())
+async def _send_one(sink: WebhookSink, drain: float) -> int:
+    """Run the sink, queue one finding; what is still pending after `drain` seconds."""
     async with anyio.create_task_group() as tg:
         tg.start_soon(sink.run)
         await sink.send(make_finding())
-        assert await sink.drain(10) == 0
+        left = await sink.drain(drain)
         await sink.aclose()
+    return left
+
+
+async def test_drain_and_aclose(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    sink = WebhookSink(_cfg("http://x/"), store, transport=_Recorder())
+    assert await _send_one(sink, drain=10) == 0
     assert store.outbox("ops")[0].state == "delivered"
 
 
@@ -209,11 +215,7 @@ class _Broken:
 async def test_drain_gives_up_and_leaves_rows(tmp_path: Path) -> None:
     store = Store(tmp_path / "t.db")
     sink = WebhookSink(_cfg("http://x/"), store, transport=_Broken())
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(sink.run)
-        await sink.send(make_finding())
-        assert await sink.drain(0.2) == 1
-        await sink.aclose()
+    assert await _send_one(sink, drain=0.2) == 1
     assert store.outbox("ops")[0].last_error == "timed out after 2s"
 
 
@@ -232,11 +234,7 @@ async def test_outbox_write_failure_keeps_the_row_and_goes_on(
 ) -> None:
     store = _FullOutbox(tmp_path / "t.db")
     sink = WebhookSink(_cfg("http://x/"), store, transport=_Broken(), base_delay=0.05)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(sink.run)
-        await sink.send(make_finding())
-        assert await sink.drain(0.2) == 1
-        await sink.aclose()
+    assert await _send_one(sink, drain=0.2) == 1
     assert store.outbox("ops")[0].state == "pending"
     assert 1 <= store.writes_refused <= 10  # held back between attempts, not a hot loop
     assert capsys.readouterr().err.count("sink ops: cannot write the outbox") == 1

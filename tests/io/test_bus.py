@@ -90,3 +90,18 @@ async def test_unsubscribed_reader_counts_as_drops_not_errors() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Bus().subscribe("x", None, 0)
+
+
+async def test_drops_come_back_as_lost_events_once() -> None:
+    bus = Bus()
+    sub = bus.subscribe("evaluator", None, 1)
+    bus.publish_nowait(_disk(10, 11))
+    bus.publish_nowait(_disk(30, 31, 32))  # full: dropped
+    bus.publish_nowait(_disk(20))  # full: dropped
+    lost = sub.take_drops()
+    assert lost is not None and lost.stream == "lost"
+    assert lost.ts.tolist() == [20, 30]
+    assert lost.columns["count"].tolist() == [1.0, 3.0]
+    assert set(lost.columns["probe"]) == {"bus:evaluator"}
+    assert sub.take_drops() is None
+    assert sub.dropped.events == 4

@@ -188,17 +188,7 @@ async def _findings(traces: list[str], rules: str, interleave: str) -> list[byte
     return found
 
 
-_EXPLAIN_AHEAD = pytest.mark.xfail(
-    reason="runtime explain counts occurrences pushed beyond the finding's ts, so its "
-    "lift depends on batch boundaries (fix belongs in runtime/evaluator._explain)",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize(
-    "example",
-    ["zfs-txg-latency", "memcg-leak-oom", pytest.param("periodic-jbd2", marks=_EXPLAIN_AHEAD)],
-)
+@pytest.mark.parametrize("example", ["zfs-txg-latency", "memcg-leak-oom", "periodic-jbd2"])
 async def test_slices_and_strict_order_give_the_same_findings(example: str) -> None:
     folder = Path(__file__).resolve().parents[2] / "examples" / example
     trace = [str(folder / "trace.jsonl.gz")]
