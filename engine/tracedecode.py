@@ -46,6 +46,15 @@ _TYPE_ID: dict[type, int] = {cls: i for i, cls in enumerate(_RECORDS)}
 
 LINE_BITS = 40  # seq = file_index << LINE_BITS | line_number
 _INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_FLOAT_LIMIT = 2.0**63  # a numeric column at or past this (as float) may not fit int64
+_NUMERIC: dict[type, tuple[str, ...]] = {
+    spec.record: tuple(spec.numeric_fields()) for spec in CATALOG.values()
+}
+# What a malformed line can make msgspec (or the checks after it) raise besides
+# DecodeError: invalid UTF-8 inside a string (UnicodeDecodeError, a ValueError),
+# nesting deeper than the interpreter's recursion limit, integers past int64.
+_MALFORMED = (msgspec.DecodeError, ValueError, RecursionError, OverflowError)
 _GET_TS = attrgetter("ts")
 _GET_END = attrgetter("end")
 _GET_STREAM = attrgetter("stream")
@@ -97,7 +106,7 @@ def scan_emit(lines: list[bytes], first: int) -> np.ndarray:
         n = len(keys)
         ts = np.fromiter(map(_GET_TS, keys), np.int64, n)
         end = np.fromiter(map(_GET_END, keys), np.int64, n)
-    except (msgspec.DecodeError, OverflowError):
+    except _MALFORMED:
         return _scan_slow(kept)
     interval = np.fromiter(map(_INTERVAL.__contains__, map(_GET_STREAM, keys)), bool, n)
     return np.where(interval & (end != -(2**63)), end, ts)
@@ -108,7 +117,7 @@ def _scan_slow(kept: list[bytes]) -> np.ndarray:
     for ln in kept:
         try:
             k = _LOOSE.decode(ln)
-        except msgspec.DecodeError:
+        except _MALFORMED:
             continue
         if k.stream in _INTERVAL:
             if not isinstance(k.end, int) or isinstance(k.end, bool) or k.end < k.ts:
@@ -188,11 +197,29 @@ _TYPE_WORDS = {
 _EXPECTED = re.compile(r"Expected `(\w+)`(?:, got `(\w+)`)?( >= 0)?(?: - at `\$\.?(.*)`)?")
 
 
+def _bad_utf8(line: bytes) -> str | None:
+    """Where a line is not UTF-8 (JSON text must be), said for people; None if it is."""
+    if line.isascii():
+        return None
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not valid JSON (invalid UTF-8 byte 0x{line[e.start]:02x} at column {e.start + 1})"
+    return None
+
+
 def _message(err: Exception) -> str:
     """msgspec's error, said for people who write traces."""
+    if isinstance(err, RecursionError):
+        return "JSON nested too deeply"
     text = str(err)
     if isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError):
         return f"not valid JSON ({text.removeprefix('JSON is malformed: ')})"
+    if not isinstance(err, msgspec.DecodeError):  # OverflowError, ValueError
+        return f"cannot decode the line ({text})"
+    m = re.match(r"Number out of range - at `\$\.(.*)`", text)
+    if m:
+        return f"field `{m.group(1)}` is out of range"
     m = re.match(r"Object missing required field `(\w+)`", text)
     if m:
         return f"missing required field `{m.group(1)}`"
@@ -218,13 +245,17 @@ def _message(err: Exception) -> str:
 
 
 def _check_one(obj: Event) -> str | None:
-    """Checks msgspec cannot express: int64 range of times, end >= ts."""
+    """Checks msgspec cannot express: int64 range of times and numbers, end >= ts."""
     end = getattr(obj, "end", None)
     for name, v in (("ts", obj.ts), ("end", end)):
         if v is not None and not -_INT64_MAX <= v <= _INT64_MAX:
             return f"field `{name}` is out of range for a 64-bit time in ns"
     if end is not None and end < obj.ts:
         return f"`end` ({end}) is before `ts` ({obj.ts})"
+    for name in _NUMERIC[type(obj)]:
+        v = getattr(obj, name)
+        if v is not None and not _INT64_MIN <= v <= _INT64_MAX:
+            return f"field `{name}` is out of range for a 64-bit integer"
     return None
 
 
@@ -250,11 +281,13 @@ def _slow(
     good: list[int] = []
     bad = 0
     for ln, no in zip(kept, nums, strict=True):
-        try:
-            obj = _ONE.decode(ln)
-            problem = _check_one(obj)
-        except msgspec.DecodeError as e:
-            problem = _message(e)
+        problem = _bad_utf8(ln)
+        if problem is None:
+            try:
+                obj = _ONE.decode(ln)
+                problem = _check_one(obj)
+            except _MALFORMED as e:
+                problem = _message(e)
         if problem is None:
             objs.append(obj)
             good.append(no)
@@ -266,12 +299,29 @@ def _slow(
 
 
 def _column(objs: Sequence[Any], name: str, kind: Kind, n: int) -> np.ndarray:
+    """A field's column; OverflowError if a number is past what a float holds."""
     vals = list(map(attrgetter(name), objs))
     if kind is Kind.STRING:
         out = np.empty(n, dtype=object)
         out[:] = vals
         return out
     return np.array(vals, dtype=np.float64)  # None -> NaN
+
+
+def _fits(col: np.ndarray) -> bool:
+    """No value of a numeric column is past int64 (NaN, for absent, passes); may say
+    False for values just below 2**63, which the exact check then lets through."""
+    return not bool(np.any(np.abs(col) >= _FLOAT_LIMIT))
+
+
+def _int64(objs: Sequence[Any], name: str) -> bool:
+    """Every value of a numeric field fits int64: the exact check for streams whose
+    columns are not built (falsy values, None for absent among them, are skipped)."""
+    try:
+        np.fromiter(filter(None, map(attrgetter(name), objs)), np.int64)
+    except OverflowError:
+        return False
+    return True
 
 
 def _group(objs: list[Any]) -> list[tuple[str, Sequence[Any], np.ndarray | None]]:
@@ -295,9 +345,10 @@ def _group(objs: list[Any]) -> list[tuple[str, Sequence[Any], np.ndarray | None]
 
 
 def _build(
-    objs: list[Any], seq_all: np.ndarray, columns: frozenset[str] | None
+    objs: list[Any], seq_all: np.ndarray, columns: frozenset[str] | None, *, checked: bool = False
 ) -> tuple[dict[str, Part], np.ndarray] | None:
-    """Columns per stream and emission times in line order; None if a check fails."""
+    """Columns per stream and emission times in line order; None if a check fails
+    (`checked`: every record passed `_check_one` already, which is exact)."""
     n = len(objs)
     line_emit = np.empty(n, dtype=np.int64)
     parts: dict[str, Part] = {}
@@ -309,7 +360,10 @@ def _build(
             end = np.fromiter(map(_GET_END, sub), np.int64, m) if spec.interval else None
         except OverflowError:
             return None
-        if end is not None and np.any(end < ts):
+        if not checked and (
+            bool(np.any(ts == _INT64_MIN))
+            or (end is not None and bool(np.any((end < ts) | (end == _INT64_MIN))))
+        ):
             return None
         emit = ts if end is None else end
         if idx is None:
@@ -319,7 +373,15 @@ def _build(
         cols: dict[str, np.ndarray] = {}
         if columns is None or stream in columns:
             for f in spec.fields.values():
-                cols[f.name] = _column(sub, f.name, f.kind, m)
+                try:
+                    col = _column(sub, f.name, f.kind, m)
+                except OverflowError:
+                    return None
+                if not checked and f.kind is not Kind.STRING and not _fits(col):
+                    return None
+                cols[f.name] = col
+        elif not checked and not all(_int64(sub, name) for name in spec.numeric_fields()):
+            return None
         seq = seq_all if idx is None else seq_all[idx]
         parts[stream] = Part(Batch(stream, ts, end, cols), seq)
     return parts, line_emit
@@ -340,24 +402,27 @@ def decode_block(
     `columns`: the streams whose fields to build (the others get ts/end only).
     """
     kept, nums = _keep(lines, first)
-    base = file_index << LINE_BITS
-    if kept:
-        try:
-            objs = _BULK.decode(b"[" + b",".join(kept) + b"]")
-        except msgspec.DecodeError:
-            pass
-        else:
-            if nums is None:
-                seq_all = np.arange(first, first + len(objs), dtype=np.int64) | base
-            else:
-                seq_all = np.asarray(nums, dtype=np.int64) | base
-            built = _build(objs, seq_all, columns)
-            if built is not None:
-                return Decoded(built[0], built[1], len(objs), 0)
-    else:
+    if not kept:
         return Decoded({}, np.empty(0, dtype=np.int64), 0, 0)
+    base = file_index << LINE_BITS
+    text = b"[" + b",".join(kept) + b"]"
+    try:
+        if not text.isascii():
+            text.decode("utf-8")  # JSON text is UTF-8, in skipped fields too
+        objs = _BULK.decode(text)
+    except _MALFORMED:
+        pass
+    else:
+        if nums is None:
+            seq_all = np.arange(first, first + len(objs), dtype=np.int64) | base
+        else:
+            seq_all = np.asarray(nums, dtype=np.int64) | base
+        built = _build(objs, seq_all, columns)
+        if built is not None:
+            return Decoded(built[0], built[1], len(objs), 0)
+    del text
     # Something in the block is bad: find it line by line.
     objs, good, bad = _slow(path, kept, nums or list(range(first, first + len(kept))), on_bad)
-    built = _build(objs, np.asarray(good, dtype=np.int64) | base, columns)
+    built = _build(objs, np.asarray(good, dtype=np.int64) | base, columns, checked=True)
     assert built is not None  # every record passed _check_one
     return Decoded(built[0], built[1], len(objs), bad)

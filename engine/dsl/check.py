@@ -8,6 +8,7 @@ aggregate of a rule. Each problem raises a RuleError at the offending token.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -75,6 +76,51 @@ def start_span(node: ast.Expr) -> SourceSpan:
     return node.span
 
 
+# Value expressions are evaluated recursively at run time: a chain of operations on
+# aggregates longer than this is an error at compile time (constant parts are folded).
+MAX_VALUE_DEPTH = 200
+MAX_DEFINE_DEPTH = 64  # a define using a define using a define …
+
+
+def _strip_nots(node: ast.Not) -> tuple[ast.Expr, bool]:
+    """The operand under a stack of `not`s, and whether their number is odd
+    (`not not c` is c: the runtime's conditions are plain booleans)."""
+    odd = False
+    item: ast.Expr = node
+    while isinstance(item, ast.Not):
+        item = item.item
+        odd = not odd
+    return item, odd
+
+
+def _arith(op: str, a: plan.ValueExpr, b: plan.ValueExpr, kind: Kind) -> plan.ValueExpr:
+    """`a op b`; folded to a number when both are numbers and the result is one (the
+    same float operation the runtime would do, so the same value; x/0 and NaN, which
+    mean "no value" at run time, are left to it)."""
+    if isinstance(a, plan.Num) and isinstance(b, plan.Num):
+        x, y = a.value, b.value
+        v = x + y if op == "+" else x - y if op == "-" else x * y if op == "*" else None
+        if op == "/" and y != 0:
+            v = x / y
+        if v is not None and not math.isnan(v):
+            return plan.Num(v, kind)
+    return plan.Arith(op, a, b, kind)
+
+
+def _depth(v: plan.ValueExpr) -> int:
+    """How deeply operations nest in a value expression (without recursion)."""
+    best = 0
+    stack: list[tuple[plan.ValueExpr, int]] = [(v, 0)]
+    while stack:
+        e, d = stack.pop()
+        if isinstance(e, plan.Arith):
+            stack.append((e.left, d + 1))
+            stack.append((e.right, d + 1))
+        else:
+            best = max(best, d)
+    return best
+
+
 def _is_zero(node: ast.Expr) -> bool:
     return isinstance(node, ast.Num) and node.value == 0
 
@@ -106,6 +152,10 @@ class ExprChecker:
         define = self.defines[name.name]
         if name.name in self._stack:
             raise self.error(f"define {name.name} refers to itself", name.span)
+        if len(self._stack) >= MAX_DEFINE_DEPTH:
+            raise self.error(
+                f"defines nested too deeply (more than {MAX_DEFINE_DEPTH} levels)", name.span
+            )
         self._stack.append(name.name)
         try:
             return lower(define.body)
@@ -129,7 +179,9 @@ class ExprChecker:
         if isinstance(node, ast.BoolExpr):
             return plan.BoolOp(node.op, tuple(self.cond(i) for i in node.items))
         if isinstance(node, ast.Not):
-            return plan.Not(self.cond(node.item))
+            item, odd = _strip_nots(node)
+            inner = self.cond(item)
+            return plan.Not(inner) if odd else inner
         if isinstance(node, ast.Name) and node.name in self.defines:
             return self._inline(node, self.cond)
         if isinstance(node, ast.In | ast.Match):
@@ -183,10 +235,26 @@ class ExprChecker:
         if isinstance(node, ast.Call):
             return self.aggregate(node)
         if isinstance(node, ast.Binary):
-            left, lk = self.value(node.left)
-            right, rk = self.value(node.right)
-            kind = self._check_mix(node.op, node.left, lk, node.right, rk, compare=False)
-            return plan.Arith(node.op, left, right, kind), kind
+            # A flat chain `a + b - c …` is a left-deep tree: walk its left spine in a
+            # loop (only right operands, parenthesized or of higher precedence,
+            # recurse), so that a long chain is no deeper for Python than a short one.
+            spine: list[ast.Binary] = []
+            leaf: ast.Expr = node
+            while isinstance(leaf, ast.Binary):
+                spine.append(leaf)
+                leaf = leaf.left
+            acc, ak = self.value(leaf)
+            for b in reversed(spine):
+                right, rk = self.value(b.right)
+                ak = self._check_mix(b.op, b.left, ak, b.right, rk, compare=False)
+                acc = _arith(b.op, acc, right, ak)
+            if _depth(acc) > MAX_VALUE_DEPTH:
+                raise self.error(
+                    f"expression nested too deeply (more than {MAX_VALUE_DEPTH} operations "
+                    "on aggregates in a row)",
+                    start_span(node),
+                )
+            return acc, ak
         if isinstance(node, ast.Name):
             if node.name in self.defines:
                 return self._inline(node, self.value)
@@ -329,7 +397,9 @@ class ExprChecker:
         if isinstance(node, ast.BoolExpr):
             return plan.PredBool(node.op, tuple(self.pred(i, stream) for i in node.items))
         if isinstance(node, ast.Not):
-            return plan.PredNot(self.pred(node.item, stream))
+            item, odd = _strip_nots(node)
+            inner = self.pred(item, stream)
+            return plan.PredNot(inner) if odd else inner
         if isinstance(node, ast.Name) and node.name in self.defines:
             return self._inline(node, lambda body: self.pred(body, stream))
         if isinstance(node, ast.Compare):

@@ -13,7 +13,7 @@ from ..errors import RuleError, SourceSpan
 from ..model import CATALOG, resolve_dotted
 from ..units import Kind
 from . import ast, plan
-from .check import ExprChecker, kind_name
+from .check import ExprChecker, kind_name, start_span
 from .diag import Sources, did_you_mean
 from .format import format_rule
 from .summary import compile_summary
@@ -367,5 +367,9 @@ def compile_rule(
     try:
         compiled = c.run()
     except RecursionError:
-        return None, [sources.error("expression nested too deeply", rule.name.span)]
+        # The checker and formatter loop over flat chains and stacked `not`s; what is
+        # left to recurse is the `when` expression (or one of its defines).
+        when = next((cl for cl in rule.clauses if isinstance(cl, ast.When)), None)
+        span = rule.name.span if when is None else start_span(when.cond)
+        return None, [sources.error("expression nested too deeply", span)]
     return compiled, c.errors

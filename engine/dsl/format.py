@@ -63,8 +63,16 @@ def _bare(node: ast.Expr) -> str:
             parts.append(f", {node.arg.text}")
         return f"{node.func}({''.join(parts)})"
     if isinstance(node, ast.Binary):
-        p = _prec(node)
-        return f"{_fmt(node.left, p)} {node.op} {_fmt(node.right, p + 1)}"
+        # A flat chain is a left-deep tree: a loop down its left spine, no recursion.
+        tails: list[str] = []
+        b = node
+        while True:
+            p = _prec(b)
+            tails.append(f" {b.op} {_fmt(b.right, p + 1)}")
+            if isinstance(b.left, ast.Binary) and _prec(b.left) >= p:
+                b = b.left
+                continue
+            return _fmt(b.left, p) + "".join(reversed(tails))
     if isinstance(node, ast.Compare):
         return f"{_fmt(node.left, _ADD)} {node.op} {_fmt(node.right, _ADD)}"
     if isinstance(node, ast.In):
@@ -75,7 +83,12 @@ def _bare(node: ast.Expr) -> str:
     if isinstance(node, ast.BoolExpr):
         p = _prec(node)
         return f" {node.op} ".join(_fmt(i, p + 1) for i in node.items)
-    return f"not {_fmt(node.item, _NOT)}"
+    nots = 0
+    item: ast.Expr = node
+    while isinstance(item, ast.Not):  # stacked `not`s, without recursion
+        item = item.item
+        nots += 1
+    return "not " * nots + _fmt(item, _NOT)
 
 
 def format_expr(node: ast.Expr) -> str:

@@ -285,11 +285,20 @@ def _climb(s: str, loc: int, t: pp.ParseResults) -> Any:
 
     def primary() -> Any:
         nonlocal pos
-        tok = items[pos]
-        pos += 1
-        if isinstance(tok, _NotMark):
-            return ast.Not(expr(_NOT_PREC), _CTX.span(tok.loc))
-        return tok
+        # Stacked `not`s are wrapped in a loop, not by recursion: `not not … x` has no
+        # depth limit (the operand of the innermost takes every operator binding
+        # tighter than `not`, so the outer ones have nothing left to take).
+        marks: list[_NotMark] = []
+        while isinstance(items[pos], _NotMark):
+            marks.append(items[pos])
+            pos += 1
+        if not marks:
+            pos += 1
+            return items[pos - 1]
+        node = expr(_NOT_PREC)
+        for mark in reversed(marks):
+            node = ast.Not(node, _CTX.span(mark.loc))
+        return node
 
     def expr(min_prec: int) -> Any:
         nonlocal pos

@@ -43,14 +43,32 @@ def read_sources(files: Sequence[str]) -> list[tuple[str, str]]:
     errors: list[RuleError] = []
     for f in files:
         try:
-            with open(f, encoding="utf-8-sig") as fh:
-                out.append((f, fh.read()))
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            errors.append(RuleError(f"cannot read: {reason}", SourceSpan(f, 0, 0)))
+            with open(f, "rb") as fh:
+                data = fh.read()
+        except OSError as e:
+            errors.append(RuleError(f"cannot read: {e.strerror or e}", SourceSpan(f, 0, 0)))
+            continue
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is no text
+        try:
+            out.append((f, data.decode("utf-8")))
+        except UnicodeDecodeError as e:
+            errors.append(_bad_utf8(f, data, e.start))
     if errors:
         raise RuleErrors(errors)
     return out
+
+
+def _bad_utf8(file: str, data: bytes, at: int) -> RuleError:
+    """The error for a byte that is not UTF-8, at its line and column (in characters)."""
+    line_start = data.rfind(b"\n", 0, at) + 1
+    line_end = data.find(b"\n", at)
+    line = data[line_start : len(data) if line_end < 0 else line_end]
+    col = len(data[line_start:at].decode("utf-8")) + 1  # all valid before the first bad byte
+    span = SourceSpan(file, data.count(b"\n", 0, at) + 1, col)
+    text = line.decode("utf-8", errors="replace").rstrip("\r")
+    return RuleError(
+        f"invalid UTF-8 byte 0x{data[at]:02x}", span, text, "rule files are UTF-8 text"
+    )
 
 
 def _refs(node: ast.Expr) -> Iterator[ast.Name]:
@@ -76,27 +94,31 @@ def _refs(node: ast.Expr) -> Iterator[ast.Name]:
 
 
 def _find_cycle(start: str, defines: dict[str, ast.Define]) -> list[str] | None:
-    path: list[str] = []
-    on_path: set[str] = set()
+    """A cycle of defines reached from `start` (depth first, without recursion: a
+    long chain of defines is no deeper for Python than a short one)."""
+    if start not in defines:
+        return None
+    path: list[str] = [start]
+    on_path: set[str] = {start}
     done: set[str] = set()
-
-    def visit(name: str) -> list[str] | None:
+    todo: list[Iterator[ast.Name]] = [_refs(defines[start].body)]
+    while todo:
+        ref = next(todo[-1], None)
+        if ref is None:
+            todo.pop()
+            name = path.pop()
+            on_path.discard(name)
+            done.add(name)
+            continue
+        name = ref.name
         if name in on_path:
             return [*path[path.index(name) :], name]
         if name in done or name not in defines:
-            return None
+            continue
         path.append(name)
         on_path.add(name)
-        for ref in _refs(defines[name].body):
-            found = visit(ref.name)
-            if found:
-                return found
-        path.pop()
-        on_path.discard(name)
-        done.add(name)
-        return None
-
-    return visit(start)
+        todo.append(_refs(defines[name].body))
+    return None
 
 
 def compile_sources(sources_in: Sequence[tuple[str, str]]) -> plan.Plan:

@@ -110,7 +110,8 @@ def parse_file(text: str, file: str, sources: Sources) -> tuple[ast.File, list[R
         try:
             result = parse_item(clean[start:stop], ctx)
         except RecursionError:
-            errors.append(sources.error("expression nested too deeply", ctx.span_at(first.start)))
+            at = _expression_start(tokens, lo, hi)
+            errors.append(sources.error("expression nested too deeply", ctx.span_at(at)))
             continue
         if isinstance(result, SyntaxFailure):
             errors.append(_syntax_error(result, tokens, lo, hi, ctx, sources))
@@ -118,6 +119,14 @@ def parse_file(text: str, file: str, sources: Sources) -> tuple[ast.File, list[R
         items.append(result)
     # Lexical errors outside any item (none today, but keep them visible).
     return ast.File(tuple(items), file), errors
+
+
+def _expression_start(tokens: list[Token], lo: int, hi: int) -> int:
+    """Where an item's first expression starts (after `when`, or a define's `=`)."""
+    for i in range(lo, hi - 1):
+        if tokens[i].text in ("when", "=") and tokens[i].kind in ("name", "op"):
+            return tokens[i + 1].start
+    return tokens[lo].start
 
 
 def _hint_for_top(word: str) -> str:

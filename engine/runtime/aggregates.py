@@ -189,10 +189,21 @@ def _percentile(values: np.ndarray, gid: np.ndarray, ngroups: int, q: float) -> 
         r = int(percentile_rank(q, np.array([m]))[0])
         out[0] = np.partition(values, r - 1)[r - 1]
         return out
-    order = np.lexsort((values, gid))
     counts = np.bincount(gid, minlength=ngroups)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     has = counts > 0
     ranks = percentile_rank(q, counts[has])
-    out[has] = values[order[starts[has] + ranks - 1]]
+    pos = (np.cumsum(counts) - counts)[has] + ranks - 1  # in (group, value) order
+    lo = float(values.min())
+    span = float(values.max()) - lo + 1.0
+    if span * ngroups < 2.0**52 and bool(np.all(values == np.floor(values))):
+        # Whole numbers (ns, bytes): one exact float key per (group, value), and a
+        # selection at each group's rank instead of a sort.
+        key = gid * span + (values - lo)
+        part = np.partition(key, pos)
+        out[has] = part[pos] - np.flatnonzero(has) * span + lo
+        return out
+    order = np.argsort(values)  # ties: equal values, either will do
+    g = gid[order]
+    order = order[np.argsort(g.astype(np.int16) if ngroups < 2**15 else g, kind="stable")]
+    out[has] = values[order[pos]]
     return out

@@ -20,7 +20,13 @@ from ..findings import ExplainEntry, Finding
 from ..model import CATALOG
 from .evidence import evidence_for
 from .groups import MIN_TTL, GroupLife
-from .occurrences import EpisodeLog, OccurrenceLog, rank_candidates, settle_against, supported
+from .occurrences import (
+    EpisodeLog,
+    OccurrenceLog,
+    rank_candidates,
+    settle_against,
+    settle_before,
+)
 from .periodic import PeriodicDetector
 from .predicates import pred_mask
 from .scope import RuleScope, eval_cond
@@ -483,7 +489,7 @@ class Evaluator:
 
         def settle(el: EpisodeLog, eps: np.ndarray) -> None:
             names = [n for n in self._candidates(rs) if n in self._occurrences]
-            settle_against(el, eps, names, arrays)
+            settle_against(el, int(eps.shape[0]), names, arrays)
 
         log.add(t, settle)
 
@@ -497,10 +503,7 @@ class Evaluator:
                     continue
                 d = spec.within
                 for el in rs.episodes.values():
-                    eps = el.unsettled(name)
-                    eps = eps[eps < boundary - d]
-                    if eps.shape[0]:
-                        el.settle(name, eps, supported(starts, ends, d, eps))
+                    settle_before(el, name, starts, ends, d, boundary - d)
 
         return settle
 

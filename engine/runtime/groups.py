@@ -77,7 +77,7 @@ class GroupLife:
         n = last.shape[0]
         for s in self.seen:
             # Rows ahead of the committed frontier count only when at or before t.
-            c, ts = s.recent(t - int(self._ttl(1)[0]) - int(self._ext.max(initial=0)), t)
+            c, ts = s.recent(t - max(self.ttl, int(self._ext.max(initial=0))), t)
             if c.shape[0]:
                 np.maximum.at(last, c[c < n], ts[c < n])
         seen = last != _NEVER

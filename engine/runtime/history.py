@@ -31,6 +31,7 @@ class History:
         self.out_of_order = 0  # rows that had to be merged into the tail
         self.appends = 0  # append calls so far
         self._recent: deque[tuple[int, int]] = deque(maxlen=256)  # (append number, min ts)
+        self._memo: dict[tuple[int, str], int] = {}
 
     def __len__(self) -> int:
         return self._size - self._head
@@ -47,10 +48,23 @@ class History:
     def ts(self) -> np.ndarray:
         return self.col("ts")
 
+    def index(self, t: int, side: str) -> int:
+        """np.searchsorted(ts, t, side), memoized until the rows change.
+
+        Every rule, aggregate and check of a step looks up the same few window
+        bounds in the same (long) column.
+        """
+        k = (t, side)
+        i = self._memo.get(k)
+        if i is None:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            i = self._memo[k] = int(np.searchsorted(self.ts, t, side))  # type: ignore[call-overload]
+        return i
+
     def span(self, lo: int, hi: int) -> tuple[int, int]:
         """Row range [i, j) of the rows with lo <= ts <= hi (closed interval)."""
-        ts = self.ts
-        return int(np.searchsorted(ts, lo, "left")), int(np.searchsorted(ts, hi, "right"))
+        return self.index(lo, "left"), self.index(hi, "right")
 
     def first_after(self, t: int) -> int | None:
         """The smallest ts > t, or None."""
@@ -99,6 +113,7 @@ class History:
                 b[p : s + m] = merged[o]
         self._size += m
         self.appends += 1
+        self._memo.clear()
         self._recent.append((self.appends, first_new))
 
     def min_ts_since(self, appends: int) -> float:
@@ -116,6 +131,8 @@ class History:
     def expire(self, cutoff: int) -> int:
         """Drop rows with ts < cutoff; returns how many left."""
         i = int(np.searchsorted(self.ts, cutoff, "left"))
+        if i:
+            self._memo.clear()
         self._head += i
         if self._head == self._size:
             self._head = self._size = 0

@@ -20,6 +20,7 @@ pushed ahead of it stay raw and are filtered by emission time per finding.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -153,16 +154,17 @@ class OccurrenceLog:
 
 
 class EpisodeLog:
-    """One rule key's episode times (increasing), the latest `capacity` of them kept.
+    """One rule key's episode times (in order), the latest `capacity` of them kept.
 
-    `settled[X] = (upto, n)`: of the episodes at or before `upto` (dropped or kept),
-    n fell in X's covered time; later ones are checked against X's log when ranked.
+    Episodes are numbered from 0; `settled[X] = (k, n)`: of the first k episodes
+    (dropped or kept), n fell in X's covered time; later ones are checked against
+    X's log when ranked.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
         self.times: deque[int] = deque()
         self.cap = capacity
-        self.dropped = 0
+        self.dropped = 0  # number of the first kept episode
         self.settled: dict[str, tuple[int, int]] = {}
 
     def __len__(self) -> int:
@@ -176,25 +178,35 @@ class EpisodeLog:
         return self.times[-1] if self.times else None
 
     def add(self, t: int, settle: Callable[[EpisodeLog, np.ndarray], None]) -> None:
+        """Record an episode; settle(log, times) settles the oldest before they go."""
         self.times.append(t)
         if len(self.times) > self.cap + self.cap // 4:
             k = len(self.times) - self.cap
-            old = np.fromiter((self.times.popleft() for _ in range(k)), np.int64, k)
+            old = np.fromiter(itertools.islice(self.times, k), np.int64, k)
             settle(self, old)
+            for _ in range(k):
+                self.times.popleft()
             self.dropped += k
 
-    def settle(self, name: str, eps: np.ndarray, hit: np.ndarray) -> None:
-        """Record the support of X among eps (increasing), those after the settled prefix."""
-        upto, n = self.settled.get(name, (-(2**63), 0))
-        new = eps > upto
-        if not new.any():
+    def kept(self) -> np.ndarray:
+        return np.fromiter(self.times, np.int64, len(self.times))
+
+    def settle(self, name: str, upto: int, hit: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Settle X's support of the episodes numbered below upto (kept ones only)."""
+        k, n = self.settled.get(name, (0, 0))
+        if upto <= k:
             return
-        self.settled[name] = (int(eps[new][-1]), n + int(np.count_nonzero(hit[new])))
+        lo = max(k - self.dropped, 0)
+        hi = upto - self.dropped
+        eps = np.fromiter(itertools.islice(self.times, lo, hi), np.int64, max(hi - lo, 0))
+        if eps.shape[0]:
+            n += int(np.count_nonzero(hit(eps)))
+        self.settled[name] = (upto, n)
 
     def unsettled(self, name: str) -> np.ndarray:
-        upto, _ = self.settled.get(name, (-(2**63), 0))
-        arr = np.fromiter(self.times, np.int64, len(self.times))
-        return arr[arr > upto]
+        k, _ = self.settled.get(name, (0, 0))
+        arr = self.kept()
+        return arr[max(k - self.dropped, 0) :]
 
 
 def rank_candidates(
@@ -227,11 +239,24 @@ def rank_candidates(
 
 def settle_against(
     log: EpisodeLog,
-    eps: np.ndarray,
+    count: int,
     names: Sequence[str],
     arrays: Callable[[str], tuple[np.ndarray, np.ndarray, int]],
 ) -> None:
-    """Settle the support of eps (being dropped) for each candidate, from its arrays."""
+    """Settle the support of the oldest `count` kept episodes for each candidate."""
     for name in names:
         s, e, d = arrays(name)
-        log.settle(name, eps, supported(s, e, d, eps))
+
+        def hit(eps: np.ndarray, s: np.ndarray = s, e: np.ndarray = e, d: int = d) -> np.ndarray:
+            return supported(s, e, d, eps)
+
+        log.settle(name, log.dropped + count, hit)
+
+
+def settle_before(log: EpisodeLog, name: str, s: np.ndarray, e: np.ndarray, d: int, t: int) -> None:
+    """Settle X's support of the leading kept episodes before t (X drops what covers them)."""
+    arr = log.kept()
+    before = arr < t
+    m = int(before.shape[0]) if before.all() else int(np.argmin(before))
+    if m:
+        log.settle(name, log.dropped + m, lambda eps: supported(s, e, d, eps))

@@ -31,6 +31,8 @@ __all__ = ["Reader", "RuleScope", "eval_cond", "eval_value"]
 
 _MAX_PRODUCT = 10_000  # groups made of combinations, per window
 _SUMMED = frozenset({"count", "rate", "sum", "avg"})
+_NEEDS_TS = frozenset({"stddev", "growth", "predict"})  # the others ignore row times
+_NO_TS = np.empty(0, dtype=np.int64)
 _LONG_WINDOW_STEPS = 50  # keyed percentiles are kept sorted over windows this many ticks long
 
 
@@ -48,6 +50,36 @@ class Reader:
     gcol: str | None
     pindex: KeyIndex | None
     full: bool  # carries every free field
+    valid: str | None = None  # value present, `where` true and key present, per row
+
+    def window(self, lo: int, hi: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+        """(rows, values, group codes) of the rows in [lo, hi] that count; no trigger
+        fields (tcol) and no timestamps: the common path of a sliding step."""
+        h = self.history
+        i = h.index(lo, "left")
+        j = h.index(hi, "right")
+        vals = h.col(self.value)[i:j] if self.value is not None else None
+        codes = h.col(self.gcol)[i:j] if self.gcol is not None else None
+        if self.valid is not None:
+            keep = h.col(self.valid)[i:j]
+        elif self.mask is not None:
+            keep = h.col(self.mask)[i:j]
+        elif vals is not None:
+            keep = ~np.isnan(vals)
+        elif codes is not None:
+            keep = codes >= 0
+        else:
+            return j - i, None, None
+        if vals is not None:
+            vals = vals[keep]
+        if codes is not None:
+            codes = codes[keep]
+        n = (
+            int(vals.shape[0])
+            if vals is not None
+            else (int(codes.shape[0]) if codes is not None else int(np.count_nonzero(keep)))
+        )
+        return n, vals, codes
 
     @property
     def history(self) -> History:
@@ -66,8 +98,8 @@ class Reader:
         """(ts, values, group codes) of the rows in [lo, hi] (or [lo, hi)) that count."""
         h = self.history
         ts_all = h.ts
-        i = int(np.searchsorted(ts_all, lo, "left"))
-        j = int(np.searchsorted(ts_all, hi, "left" if open_hi else "right"))
+        i = h.index(lo, "left")
+        j = h.index(hi, "left" if open_hi else "right")
         ts = ts_all[i:j]
         keep: np.ndarray | None = None
         if self.mask is not None:
@@ -195,17 +227,21 @@ class RuleScope:
         fields = CATALOG[stream].fields
         tf = tuple(f for f in self.tfields if f in fields)
         pf = tuple(f for f in self.free if f in fields)
+        value = store.need_value(field) if field is not None else None
+        mask = store.need_pred(where) if where is not None else None
+        gcol = store.need_key(pf) if pf else None
         return Reader(
             store=store,
-            value=store.need_value(field) if field is not None else None,
-            mask=store.need_pred(where) if where is not None else None,
+            value=value,
+            mask=mask,
             tfields=tf,
             tcol=store.need_key(tf) if tf else None,
             tindex=keys.index(tf) if tf else None,
             pfields=pf,
-            gcol=store.need_key(pf) if pf else None,
+            gcol=gcol,
             pindex=keys.index(pf) if pf else None,
             full=bool(self.free) and pf == self.free,
+            valid=store.need_valid(value, mask, gcol),
         )
 
     # -- groups --
@@ -307,6 +343,17 @@ class RuleScope:
         out[n == 0] = np.nan
         return out
 
+    def _lut(self, groups: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Key code -> position among groups (-1 for codes not asked for)."""
+        size = max(
+            self.free_index.size if self.free_index is not None else 0,
+            int(groups.max(initial=-1)) + 1,
+            int(codes.max(initial=-1)) + 1,
+        )
+        lut = np.full(size, -1, dtype=np.int64)
+        lut[groups] = np.arange(groups.shape[0], dtype=np.int64)
+        return lut
+
     # -- values --
     def agg_values(
         self,
@@ -324,32 +371,42 @@ class RuleScope:
         """
         out: list[np.ndarray] = []
         g = groups.shape[0]
+        lut: np.ndarray | None = None
         for k, (spec, r) in enumerate(zip(self.rule.aggregates, self.aggs, strict=True)):
             lo = start if spec.over is None else end - spec.over
             # Keyed windows pay a Python step per key: worth it only when long.
             long = (end - lo) >= _LONG_WINDOW_STEPS * tick if tick else False
-            if tick and spec.func == "percentile" and (r.gcol is None or (r.full and long)):
+            # Short windows: a selection per step costs less than keeping them sorted.
+            if tick and long and spec.func == "percentile" and (r.gcol is None or r.full):
                 assert spec.q is not None
                 out.append(self._sorted_percentile(k, r, spec.q, lo, end, groups))
                 continue
             if tick and long and spec.func in _SUMMED and (r.gcol is None or r.full):
                 out.append(self._running(k, r, spec.func, lo, end, groups))
                 continue
-            ts, vals, codes = r.rows(lo, end, tvals)
+            if r.tcol is None and spec.func not in _NEEDS_TS:
+                n, vals, codes = r.window(lo, end)
+                ts = _NO_TS
+            else:
+                ts, vals, codes = r.rows(lo, end, tvals)
+                n = int(ts.shape[0])
             if r.gcol is None or codes is None:
-                gid = np.zeros(ts.shape[0], dtype=np.int64)
+                gid = np.zeros(n, dtype=np.int64)
                 v = aggregate(spec.func, ts, vals, gid, 1, lo, end, q=spec.q, horizon=spec.horizon)[
                     0
                 ]
                 out.append(np.full(g, v))
                 continue
             if r.full:
-                # Position of each row's key among the (sorted) groups asked for.
-                pos = np.searchsorted(groups, codes)
-                ok = pos < g
-                ok[ok] = groups[pos[ok]] == codes[ok]
+                # Position of each row's key among the groups asked for (-1: not asked).
+                if lut is None:
+                    lut = self._lut(groups, codes)
+                if lut.shape[0] <= int(codes.max(initial=-1)):
+                    lut = self._lut(groups, codes)
+                pos = lut[codes]
+                ok = pos >= 0
                 if not ok.all():
-                    ts, pos = ts[ok], pos[ok]
+                    ts, pos = (ts if ts is _NO_TS else ts[ok]), pos[ok]
                     vals = None if vals is None else vals[ok]
                 res = aggregate(
                     spec.func, ts, vals, pos, g, lo, end, q=spec.q, horizon=spec.horizon

@@ -46,6 +46,7 @@ class StreamStore:
         self._key_cols: dict[tuple[str, ...], str] = {}
         # Per key column: when each code was first and last seen in this stream.
         self.seen: dict[str, SeenTimes] = {}
+        self._valid: dict[tuple[str | None, str | None, str | None], str] = {}
         self.history: History | None = None
         self.rows_in = 0
         self._pending: list[Batch] = []
@@ -61,6 +62,19 @@ class StreamStore:
         col = self._preds.get(pred)
         if col is None:
             col = self._preds[pred] = f"w:{len(self._preds)}"
+        return col
+
+    def need_valid(self, value: str | None, mask: str | None, key: str | None) -> str | None:
+        """A bool column: the row has the value, passes the `where`, has the key.
+
+        Computed once per row at ingest, so a window's rows are one mask away.
+        """
+        parts = (value, mask, key)
+        if sum(p is not None for p in parts) < 2:
+            return None
+        col = self._valid.get(parts)
+        if col is None:
+            col = self._valid[parts] = f"ok:{len(self._valid)}"
         return col
 
     def need_key(self, fields: tuple[str, ...]) -> str:
@@ -87,6 +101,8 @@ class StreamStore:
             dtypes[col] = np.bool_
         for col in self._key_cols.values():
             dtypes[col] = np.int64
+        for col in self._valid.values():
+            dtypes[col] = np.bool_
         self.history = History(dtypes)
 
     # -- ingest --
@@ -157,4 +173,13 @@ class StreamStore:
                     [p for p in parts if p is not None], batch.ts
                 )
                 self.seen[col].touch(cols[col], batch.ts)
+        for (value, mask, key), col in self._valid.items():
+            ok = np.ones(n, dtype=bool)
+            if value is not None:
+                ok &= ~np.isnan(cols[value])
+            if mask is not None:
+                ok &= cols[mask]
+            if key is not None:
+                ok &= cols[key] >= 0
+            cols[col] = ok
         self.history.append(cols)

@@ -543,11 +543,6 @@ def _bytes_trace(tmp_path: Path, lines: list[bytes]) -> Path:
     return p
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: events.md: a line that is not valid JSON is an error naming FILE:LINE (exit "
-    "2); invalid UTF-8 inside a JSON string gives a UnicodeDecodeError traceback, exit 1",
-)
 def test_invalid_utf8_in_string_is_a_bad_line(tmp_path: Path) -> None:
     tp = _bytes_trace(tmp_path, [GOOD.encode(), BAD_UTF8])
     p = run_proc(["replay", str(tp), "--rules", str(tmp_path / "r.rules"), "--json"])
@@ -556,10 +551,6 @@ def test_invalid_utf8_in_string_is_a_bad_line(tmp_path: Path) -> None:
     assert f"{tp}:2" in p.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: --skip-bad must report the non-UTF-8 line and go on (exit 0); it crashes",
-)
 def test_invalid_utf8_in_string_skip_bad(tmp_path: Path) -> None:
     tp = _bytes_trace(tmp_path, [GOOD.encode(), BAD_UTF8, json.dumps(disk(3 * S)).encode()])
     p = run_proc(["replay", str(tp), "--rules", str(tmp_path / "r.rules"), "--json", "--skip-bad"])
@@ -575,11 +566,6 @@ def test_invalid_utf8_outside_strings_is_a_bad_line(tmp_path: Path) -> None:
     assert f"{tp}:2" in p.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG(minor): rules.md Errors: errors name FILE:LINE:COL with a caret; a "
-    "non-UTF-8 byte in a rule file is reported at 0:0 with no caret line",
-)
 def test_rule_file_invalid_utf8_position(tmp_path: Path) -> None:
     p = tmp_path / "x.rules"
     p.write_bytes(b'rule r\n  when count(disk.io) > 1 over 1s\n  summary "\xff\xfe"\n')
@@ -588,11 +574,6 @@ def test_rule_file_invalid_utf8_position(tmp_path: Path) -> None:
     assert re.search(rf"^{re.escape(str(p))}:3:\d+: error: ", r.err, re.M), r.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG(minor): a long flat chain `1 + 1 + … + 1` (1000 terms) on line 2 is "
-    "rejected as 'expression nested too deeply' at 1:6 (the rule name), not on its line",
-)
 @pytest.mark.parametrize(
     "cond",
     [

@@ -164,6 +164,7 @@ def test_watch_without_privilege_exits_3(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["watch", "--duration", "5x"], "--duration"),
+        (["watch", "--record", "/nonexistent-dir/t.jsonl"], "cannot write trace"),
         (["record", "-o", "/tmp/never-written.jsonl", "--streams", "nope"], "unknown stream"),
     ],
 )
