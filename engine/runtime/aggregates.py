@@ -121,8 +121,12 @@ def aggregate(
     *,
     q: float | None = None,
     horizon: int | None = None,
+    whole: bool = False,
 ) -> np.ndarray:
     """One value per group of `func` over the window [start, end].
+
+    `whole`: the caller knows every value is a whole number (a percentile can then
+    select on one exact key instead of sorting).
 
     ts (int64, sorted), values (float64, no NaN; None for count/rate) and gid
     (int64 in [0, ngroups)) are the rows that count.
@@ -162,7 +166,7 @@ def aggregate(
     if func == "percentile":
         if q is None:
             raise ValueError("percentile needs q")
-        return _percentile(values, gid, ngroups, q)
+        return _percentile(values, gid, ngroups, q, whole)
     if func == "stddev":
         with np.errstate(invalid="ignore", divide="ignore"):
             mv = _sums(gid, values, ngroups) / n
@@ -180,7 +184,9 @@ def aggregate(
     raise ValueError(f"unknown aggregate {func!r}")
 
 
-def _percentile(values: np.ndarray, gid: np.ndarray, ngroups: int, q: float) -> np.ndarray:
+def _percentile(
+    values: np.ndarray, gid: np.ndarray, ngroups: int, q: float, whole: bool = False
+) -> np.ndarray:
     out = np.full(ngroups, np.nan)
     m = values.shape[0]
     if m == 0:
@@ -195,7 +201,7 @@ def _percentile(values: np.ndarray, gid: np.ndarray, ngroups: int, q: float) -> 
     pos = (np.cumsum(counts) - counts)[has] + ranks - 1  # in (group, value) order
     lo = float(values.min())
     span = float(values.max()) - lo + 1.0
-    if span * ngroups < 2.0**52 and bool(np.all(values == np.floor(values))):
+    if span * ngroups < 2.0**52 and (whole or bool(np.all(values == np.floor(values)))):
         # Whole numbers (ns, bytes): one exact float key per (group, value), and a
         # selection at each group's rank instead of a sort.
         key = gid * span + (values - lo)

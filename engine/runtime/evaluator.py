@@ -102,6 +102,9 @@ class Evaluator:
         self._occurrences: dict[str, OccurrenceLog] = {}
         self._wm: int | float = -_INF
         self._first_ts: int | None = None
+        # (emission, ts) of the events that lowered the first ts seen, in emission
+        # order: explain's observed start as of a finding's ts, whatever the batching.
+        self._firsts: list[tuple[int, int]] = []
         self._last_emit: int | None = None
         self._last_expiry: int | float = -_INF
         self._dirty: set[StreamStore] = set()
@@ -159,8 +162,7 @@ class Evaluator:
         emit = batch.emit
         first = int(batch.ts.min())
         last = int(emit.max())
-        if self._first_ts is None or first < self._first_ts:
-            self._first_ts = first
+        self._note_first(batch.ts, emit, first)
         if self._last_emit is None or last > self._last_emit:
             self._last_emit = last
         if int(emit.min()) < self._wm:
@@ -171,7 +173,8 @@ class Evaluator:
                 log = self._occurrences[batch.stream] = OccurrenceLog(
                     self._occ_gap, self._occ_widths, on_compact=self._compacting(batch.stream)
                 )
-            log.origin = self._first_ts
+            if self._first_ts is not None:
+                log.origin = self._first_ts
             log.add(batch.ts, batch.end)
         if store is None:
             return
@@ -186,6 +189,37 @@ class Evaluator:
                 self._due = rs.sliding.next_step
         for rs in self._triggers_of.get(batch.stream, ()):
             self._add_triggers(rs, batch)
+
+    def _note_first(self, ts: np.ndarray, emit: np.ndarray, first: int) -> None:
+        fl = self._firsts
+        if fl and first >= fl[-1][1] and int(emit.min()) >= fl[-1][0]:
+            return  # nothing earlier than what was known
+        if self._first_ts is None or first < self._first_ts:
+            self._first_ts = first
+        order = np.argsort(emit, kind="stable")
+        e, t = emit[order], ts[order]
+        m = np.minimum.accumulate(t)
+        new = np.ones(m.shape[0], dtype=bool)
+        new[1:] = m[1:] < m[:-1]
+        pts = set(fl)
+        for ee, tt in zip(e[new].tolist(), t[new].tolist(), strict=True):
+            pts.add((ee, tt))
+        out: list[tuple[int, int]] = []
+        for ee, tt in sorted(pts):
+            if not out or tt < out[-1][1]:
+                if out and out[-1][0] == ee:
+                    out.pop()
+                out.append((ee, tt))
+        self._firsts = out
+
+    def _observed_start(self, ts: int) -> int:
+        """The first event's ts among those emitted at or before ts."""
+        start = ts
+        for e, t in self._firsts:
+            if e > ts:
+                break
+            start = t
+        return min(start, ts)
 
     def _flush(self) -> None:
         """Ingest buffered batches: history is only read when something is due."""
@@ -474,7 +508,7 @@ class Evaluator:
             starts, ends = log.view(ts)  # emitted at or before the finding's ts
             if starts.shape[0] or log.dropped:
                 occ[s] = (starts, ends, log.dropped_cov.get(spec.within, 0))
-        first = self._first_ts if self._first_ts is not None else ts
+        first = self._observed_start(ts)
         return rank_candidates(rs.episodes.get(kt), occ, spec.within, (first, ts))
 
     def _add_episode(self, rs: _Rule, kt: tuple[Any, ...], t: int) -> None:

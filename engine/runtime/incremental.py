@@ -37,22 +37,34 @@ def _split(values: np.ndarray, codes: np.ndarray | None) -> Iterator[tuple[int, 
         yield int(cs[a]), vs[a:b]
 
 
-def _without(v: np.ndarray, leaving: np.ndarray) -> np.ndarray | None:
-    """v minus one occurrence of each value of leaving (both sorted); None if one is missing."""
-    pos = np.searchsorted(v, leaving, "left")
-    # Equal values leaving together take consecutive positions.
-    pos = pos + (np.arange(leaving.shape[0]) - np.searchsorted(leaving, leaving, "left"))
-    if pos[-1] >= v.shape[0] or not np.array_equal(v[pos], leaving):
-        return None
-    return np.delete(v, pos)
+def _counted(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted values as (distinct values, counts)."""
+    if v.shape[0] == 0:
+        return v, np.empty(0, dtype=np.int64)
+    cut = np.empty(v.shape[0], dtype=bool)
+    cut[0] = True
+    np.not_equal(v[1:], v[:-1], out=cut[1:])
+    first = np.flatnonzero(cut)
+    return v[first], np.diff(np.append(first, v.shape[0]))
 
 
 class SortedWindow:
+    """Per key, the window's values as sorted distinct values with their counts.
+
+    Many windows hold few distinct values (queue depths, sizes, counts), so a step
+    touches arrays of distinct values, not of rows.
+    """
+
     def __init__(self) -> None:
         self._lo: int | None = None
         self._hi = 0
         self._seen = 0
-        self.groups: dict[int, np.ndarray] = {}
+        self.groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def values(self, code: int) -> np.ndarray:
+        """The sorted values of one key (empty when it has none)."""
+        g = self.groups.get(code)
+        return np.empty(0) if g is None else np.repeat(g[0], g[1])
 
     def update(self, rows: RowValues, lo: int, hi: int, history: History) -> None:
         """Make the window [lo, hi].
@@ -73,18 +85,29 @@ class SortedWindow:
 
     def _rebuild(self, rows: RowValues, lo: int, hi: int) -> None:
         v, c = rows(lo, hi, False)
-        self.groups = {code: vals for code, vals in _split(v, c) if vals.shape[0]}
+        self.groups = {code: _counted(vals) for code, vals in _split(v, c) if vals.shape[0]}
 
     def _remove(self, values: np.ndarray, codes: np.ndarray | None) -> bool:
         if values.shape[0] == 0:
             return True
         for code, leaving in _split(values, codes):
-            v = self.groups.get(code)
-            rest = None if v is None else _without(v, leaving)
-            if rest is None:
+            g = self.groups.get(code)
+            if g is None:
                 return False
-            if rest.shape[0]:
-                self.groups[code] = rest
+            u, c = g
+            lu, lc = _counted(leaving)
+            idx = np.searchsorted(u, lu)
+            if idx[-1] >= u.shape[0] or not np.array_equal(u[idx], lu):
+                return False
+            c = c.copy()
+            c[idx] -= lc
+            if (c[idx] < 0).any():
+                return False
+            if (c[idx] == 0).any():
+                keep = c > 0
+                u, c = u[keep], c[keep]
+            if u.shape[0]:
+                self.groups[code] = (u, c)
             else:
                 del self.groups[code]
         return True
@@ -93,20 +116,32 @@ class SortedWindow:
         if values.shape[0] == 0:
             return
         for code, entering in _split(values, codes):
-            v = self.groups.get(code)
-            if v is None:
-                self.groups[code] = entering
-            else:
-                self.groups[code] = np.insert(v, np.searchsorted(v, entering), entering)
+            eu, ec = _counted(entering)
+            g = self.groups.get(code)
+            if g is None:
+                self.groups[code] = (eu, ec)
+                continue
+            u, c = g
+            idx = np.searchsorted(u, eu)
+            here = idx < u.shape[0]
+            here[here] = u[idx[here]] == eu[here]
+            c = c.copy()
+            c[idx[here]] += ec[here]
+            if not here.all():
+                new = ~here
+                u = np.insert(u, idx[new], eu[new])
+                c = np.insert(c, idx[new], ec[new])
+            self.groups[code] = (u, c)
 
     def percentile(self, q: float, codes: np.ndarray) -> np.ndarray:
         """Nearest-rank percentile per requested key code (NaN for an empty key)."""
         out = np.full(codes.shape[0], np.nan)
-        for i, c in enumerate(codes.tolist()):
-            v = self.groups.get(c)
-            if v is not None:
-                n = v.shape[0]
-                out[i] = v[int(percentile_rank(q, np.array([n]))[0]) - 1]
+        for i, code in enumerate(codes.tolist()):
+            g = self.groups.get(code)
+            if g is not None:
+                cum = np.cumsum(g[1])
+                r = int(percentile_rank(q, cum[-1:])[0])
+                out[i] = g[0][int(np.searchsorted(cum, r, "left"))]
         return out
 
 

@@ -409,14 +409,32 @@ class RuleScope:
                     ts, pos = (ts if ts is _NO_TS else ts[ok]), pos[ok]
                     vals = None if vals is None else vals[ok]
                 res = aggregate(
-                    spec.func, ts, vals, pos, g, lo, end, q=spec.q, horizon=spec.horizon
+                    spec.func,
+                    ts,
+                    vals,
+                    pos,
+                    g,
+                    lo,
+                    end,
+                    q=spec.q,
+                    horizon=spec.horizon,
+                    whole=r.value is not None and r.store.whole.get(r.value, False),
                 )
                 out.append(res)
                 continue
             assert r.pindex is not None
             size = r.pindex.size
             res = aggregate(
-                spec.func, ts, vals, codes, size, lo, end, q=spec.q, horizon=spec.horizon
+                spec.func,
+                ts,
+                vals,
+                codes,
+                size,
+                lo,
+                end,
+                q=spec.q,
+                horizon=spec.horizon,
+                whole=r.value is not None and r.store.whole.get(r.value, False),
             )
             pc = self.partial_codes(r, groups)
             col = np.full(g, _empty_value(spec, lo, end))

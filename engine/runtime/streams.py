@@ -47,6 +47,8 @@ class StreamStore:
         # Per key column: when each code was first and last seen in this stream.
         self.seen: dict[str, SeenTimes] = {}
         self._valid: dict[tuple[str | None, str | None, str | None], str] = {}
+        # Value columns whose every value so far is a whole number (or absent).
+        self.whole: dict[str, bool] = {}
         self.history: History | None = None
         self.rows_in = 0
         self._pending: list[Batch] = []
@@ -161,7 +163,10 @@ class StreamStore:
         for f in self._values:
             c = batch.columns.get(f)
             # Only numbers aggregate; a string column here would be a compiler slip.
-            cols["v:" + f] = nan if c is None or c.dtype == object else c
+            v = cols["v:" + f] = nan if c is None or c.dtype == object else c
+            if self.whole.get("v:" + f, True):
+                with np.errstate(invalid="ignore"):
+                    self.whole["v:" + f] = bool(np.all((v == np.floor(v)) | np.isnan(v)))
         for pred, col in self._preds.items():
             cols[col] = pred_mask(pred, batch.columns, n)
         for fields, col in self._key_cols.items():

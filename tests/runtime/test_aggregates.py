@@ -134,3 +134,29 @@ def test_growth_is_per_second_on_monotonic_clock_scale() -> None:
         "predict", ts, v, np.zeros(10, dtype=np.int64), 1, base, int(ts[-1]), horizon=5_000_000_000
     )
     assert math.isclose(pred[0], 14 * 1048576.0, rel_tol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(1, 300),
+    st.integers(2, 12),
+    st.sampled_from([0.1, 50, 90, 99, 99.9, 100]),
+    st.booleans(),
+)
+def test_keyed_percentile_is_exact_nearest_rank(
+    seed: int, n: int, ngroups: int, q: float, fractional: bool
+) -> None:
+    """Whole numbers take a selection on a combined (group, value) key; others a sort."""
+    rng = np.random.default_rng(seed)
+    gid = rng.integers(0, ngroups, n)
+    values = rng.integers(-1000, 10**9, n).astype(np.float64)
+    if fractional:
+        values += rng.random(n)
+    got = aggregate("percentile", np.zeros(n, dtype=np.int64), values, gid, ngroups, 0, 1, q=q)
+    for k in range(ngroups):
+        v = np.sort(values[gid == k])
+        if v.shape[0] == 0:
+            assert np.isnan(got[k])
+        else:
+            assert got[k] == v[int(percentile_rank(q, np.array([v.shape[0]]))[0]) - 1]
