@@ -9,6 +9,7 @@ one linear copy per changed key instead of a selection over the whole window.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,16 @@ def _split(values: np.ndarray, codes: np.ndarray | None) -> Iterator[tuple[int, 
         yield int(cs[a]), vs[a:b]
 
 
+def _without(v: np.ndarray, leaving: np.ndarray) -> np.ndarray | None:
+    """v minus one occurrence of each value of leaving (both sorted); None if one is missing."""
+    pos = np.searchsorted(v, leaving, "left")
+    # Equal values leaving together take consecutive positions.
+    pos = pos + (np.arange(leaving.shape[0]) - np.searchsorted(leaving, leaving, "left"))
+    if pos[-1] >= v.shape[0] or not np.array_equal(v[pos], leaving):
+        return None
+    return np.delete(v, pos)
+
+
 def _counted(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted values as (distinct values, counts)."""
     if v.shape[0] == 0:
@@ -49,22 +60,27 @@ def _counted(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SortedWindow:
-    """Per key, the window's values as sorted distinct values with their counts.
+    """Per key, the window's values sorted.
 
-    Many windows hold few distinct values (queue depths, sizes, counts), so a step
-    touches arrays of distinct values, not of rows.
+    Windows holding few distinct values (queue depths, sizes, counts) are kept as
+    sorted distinct values with their counts, so a step touches arrays of distinct
+    values, not of rows; the others (latencies) as plain sorted values. Which one
+    is decided at each rebuild from the window's own values.
     """
 
     def __init__(self) -> None:
         self._lo: int | None = None
         self._hi = 0
         self._seen = 0
-        self.groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.counted = False
+        self.groups: dict[int, Any] = {}  # sorted values, or (distinct values, counts)
 
     def values(self, code: int) -> np.ndarray:
         """The sorted values of one key (empty when it has none)."""
         g = self.groups.get(code)
-        return np.empty(0) if g is None else np.repeat(g[0], g[1])
+        if g is None:
+            return np.empty(0)
+        return np.repeat(g[0], g[1]) if self.counted else g
 
     def update(self, rows: RowValues, lo: int, hi: int, history: History) -> None:
         """Make the window [lo, hi].
@@ -85,11 +101,17 @@ class SortedWindow:
 
     def _rebuild(self, rows: RowValues, lo: int, hi: int) -> None:
         v, c = rows(lo, hi, False)
-        self.groups = {code: _counted(vals) for code, vals in _split(v, c) if vals.shape[0]}
+        plain = {code: vals for code, vals in _split(v, c) if vals.shape[0]}
+        counted = {code: _counted(vals) for code, vals in plain.items()}
+        distinct = sum(int(u.shape[0]) for u, _ in counted.values())
+        self.counted = 4 * distinct <= v.shape[0]
+        self.groups = counted if self.counted else plain
 
     def _remove(self, values: np.ndarray, codes: np.ndarray | None) -> bool:
         if values.shape[0] == 0:
             return True
+        if not self.counted:
+            return self._remove_plain(values, codes)
         for code, leaving in _split(values, codes):
             g = self.groups.get(code)
             if g is None:
@@ -112,8 +134,28 @@ class SortedWindow:
                 del self.groups[code]
         return True
 
+    def _remove_plain(self, values: np.ndarray, codes: np.ndarray | None) -> bool:
+        for code, leaving in _split(values, codes):
+            v = self.groups.get(code)
+            rest = None if v is None else _without(v, leaving)
+            if rest is None:
+                return False
+            if rest.shape[0]:
+                self.groups[code] = rest
+            else:
+                del self.groups[code]
+        return True
+
     def _insert(self, values: np.ndarray, codes: np.ndarray | None) -> None:
         if values.shape[0] == 0:
+            return
+        if not self.counted:
+            for code, entering in _split(values, codes):
+                v = self.groups.get(code)
+                if v is None:
+                    self.groups[code] = entering
+                else:
+                    self.groups[code] = np.insert(v, np.searchsorted(v, entering), entering)
             return
         for code, entering in _split(values, codes):
             eu, ec = _counted(entering)
@@ -138,7 +180,12 @@ class SortedWindow:
         out = np.full(codes.shape[0], np.nan)
         for i, code in enumerate(codes.tolist()):
             g = self.groups.get(code)
-            if g is not None:
+            if g is None:
+                continue
+            if not self.counted:
+                n = g.shape[0]
+                out[i] = g[int(percentile_rank(q, np.array([n]))[0]) - 1]
+            else:
                 cum = np.cumsum(g[1])
                 r = int(percentile_rank(q, cum[-1:])[0])
                 out[i] = g[0][int(np.searchsorted(cum, r, "left"))]

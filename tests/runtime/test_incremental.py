@@ -52,7 +52,12 @@ def test_sorted_window_matches_sort(
         for code in range(3) if keyed else [0]:
             want = sorted(v[c == code].tolist() if c is not None else v.tolist())
             assert sw.values(code).tolist() == want
-        assert all(g[0].shape[0] and (g[1] > 0).all() for g in sw.groups.values())
+            got = sw.percentile(90, np.array([code]))[0]
+            if want:
+                assert got == want[-(-90 * len(want) // 100) - 1]
+            else:
+                assert np.isnan(got)
+        assert all(sw.values(c).shape[0] for c in sw.groups)
 
 
 @settings(max_examples=60, deadline=None)
