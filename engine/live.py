@@ -121,6 +121,7 @@ def _watch_live(
     from probes import PROBES
     from probes.live import sources_for_plan
 
+    from .bus import Bus
     from .clock import LiveClock
     from .pipeline import run_pipeline
     from .rulepaths import needed_streams
@@ -152,6 +153,15 @@ def _watch_live(
                     m.set("tracehound_events_received_total", {"stream": own[0]}, st["events"])
 
         metrics.add_collector(_probe_metrics)
+        bus = Bus()
+        clock = LiveClock(config.engine.lateness, sources)
+
+        def _pipeline_metrics(m: Metrics) -> None:
+            for name, st in bus.statistics()["subscribers"].items():
+                m.set("tracehound_bus_dropped_total", {"subscriber": name}, st["dropped_events"])
+            m.set("tracehound_late_events_total", None, clock.late_events)
+
+        metrics.add_collector(_pipeline_metrics)
 
         make_evaluator = _live_evaluator(writer)
 
@@ -162,11 +172,12 @@ def _watch_live(
                     sources,
                     plan,
                     r,
-                    LiveClock(config.engine.lateness, sources),
+                    clock,
                     tick=config.engine.tick,
                     duration=duration,
                     stop=stop,
                     make_evaluator=make_evaluator,
+                    bus=bus,
                 )
 
         result = anyio.run(_with_signals, body)

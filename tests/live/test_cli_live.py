@@ -172,3 +172,46 @@ def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
     r = subprocess.run([*TRACEHOUND, *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+@needs_bpf
+def test_watch_exports_bus_drops_and_late_events(tmp_path: Path) -> None:
+    """/metrics carries the pipeline's own losses (bus drops, late events) beside
+    the probes' (nothing lost silently)."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "th.toml"
+    cfg.write_text(
+        f'[engine]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    )
+    rules = tmp_path / "t.rules"
+    rules.write_text("rule r\n  when count(disk.io) > 1000000000 over 1s\n")
+    p = subprocess.Popen(
+        [*TRACEHOUND, "watch", "--rules", str(rules), "--config", str(cfg), "--duration", "20s"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stderr is not None
+        for line in p.stderr:  # wait until every probe is attached
+            if "watching" in line:
+                break
+        text = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    assert 'tracehound_bus_dropped_total{subscriber="evaluator"} 0' in text
+    assert "\ntracehound_late_events_total " in text
