@@ -3,7 +3,7 @@
 
 struct rq_key {
     u32 dev;
-    u32 pad;
+    u32 empty;    // data-less (flush) requests report sector 0: keep them apart
     u64 sector;
 };
 
@@ -22,8 +22,8 @@ struct io_sample {
     u32 dev;
     u32 bytes;
     u32 pid;
-    char op;      // first rwbs character
-    char pad[3];
+    char op[2];   // first two rwbs characters ("FW": preflush write)
+    char pad[2];
     char comm[16];
 };
 
@@ -33,6 +33,7 @@ TRACEPOINT_PROBE(block, block_rq_insert) {
     struct rq_key key = {};
     key.dev = args->dev;
     key.sector = args->sector;
+    key.empty = args->nr_sector == 0;
     struct rq_start s = {};
     s.insert_ts = bpf_ktime_get_ns();
     th_rq.update(&key, &s);
@@ -43,6 +44,7 @@ TRACEPOINT_PROBE(block, block_rq_issue) {
     struct rq_key key = {};
     key.dev = args->dev;
     key.sector = args->sector;
+    key.empty = args->nr_sector == 0;
     struct rq_start s = {};
     struct rq_start *old = th_rq.lookup(&key);
     if (old)
@@ -59,6 +61,7 @@ TRACEPOINT_PROBE(block, block_rq_complete) {
     struct rq_key key = {};
     key.dev = args->dev;
     key.sector = args->sector;
+    key.empty = args->nr_sector == 0;
     struct rq_start *s = th_rq.lookup(&key);
     if (!s)
         return 0;
@@ -73,7 +76,8 @@ TRACEPOINT_PROBE(block, block_rq_complete) {
     out.dev = args->dev;
     out.bytes = s->bytes;
     out.pid = s->pid;
-    out.op = args->rwbs[0];
+    out.op[0] = args->rwbs[0];
+    out.op[1] = args->rwbs[1];
     __builtin_memcpy(&out.comm, s->comm, sizeof(out.comm));
     th_rq.delete(&key);
     th_submit(args, &out, sizeof(out));

@@ -30,8 +30,8 @@ PAYLOAD = np.dtype(
         ("dev", np.uint32),
         ("bytes", np.uint32),
         ("pid", np.uint32),
-        ("op", "S1"),
-        ("pad", "S3"),
+        ("op", "S2"),
+        ("pad", "S2"),
         ("comm", "S16"),
     ],
     align=True,
@@ -41,11 +41,19 @@ _NO_QUEUE = np.uint64(0xFFFFFFFFFFFFFFFF)
 _OPS = np.array(["other", "read", "write", "flush", "discard"], dtype=object)
 
 
-def op_names(first: np.ndarray) -> np.ndarray:
-    """The first rwbs character (`S1` column) -> read/write/flush/discard/other."""
-    code = np.zeros(first.shape[0], dtype=np.int8)
+def op_names(rwbs: np.ndarray) -> np.ndarray:
+    """The first two rwbs characters (`S2` column) -> read/write/flush/discard/other.
+
+    A leading `F` is a preflush; the operation is the letter after it ("FWS" is a
+    write carrying data), and a flush request itself reads "FF" or "F".
+    """
+    first = rwbs.astype("S1")
+    second = np.char.ljust(rwbs, 2).view("S1").reshape(-1, 2)[:, 1] if len(rwbs) else first
+    preflush = (first == b"F") & np.isin(second, (b"R", b"W", b"D"))
+    op = np.where(preflush, second, first)
+    code = np.zeros(op.shape[0], dtype=np.int8)
     for i, ch in enumerate((b"R", b"W", b"F", b"D"), start=1):
-        code[first == ch] = i
+        code[op == ch] = i
     return _OPS[code]
 
 

@@ -87,8 +87,14 @@ def test_truncated_record_is_bad_not_a_crash() -> None:
 
 
 def test_op_names_from_rwbs() -> None:
-    col = np.array([b"R", b"W", b"F", b"D", b"N", b""], dtype="S1")
+    col = np.array([b"R", b"W", b"F", b"D", b"N", b""], dtype="S2")
     assert op_names(col).tolist() == ["read", "write", "flush", "discard", "other", "other"]
+
+
+def test_preflush_is_read_past() -> None:
+    # "FWS": a write with a preflush; "FF": the flush request; "WFS": a FUA write
+    col = np.array([b"FW", b"FF", b"WF", b"FR", b"FD", b"RA"], dtype="S2")
+    assert op_names(col).tolist() == ["write", "flush", "write", "read", "discard", "read"]
 
 
 def test_cstrings_stops_at_nul() -> None:
