@@ -25,7 +25,8 @@ __all__ = ["TraceWriter"]
 
 
 class TraceWriter:
-    def __init__(self, path: str | Path, *, compresslevel: int = 6) -> None:
+    def __init__(self, path: str | Path, *, compresslevel: int = 1) -> None:
+        # gzip level 1: a live recorder must keep up; 6 costs 2.3x the CPU for 20% less size
         self.path = Path(path)
         self.events = 0
         self._enc = msgspec.json.Encoder()
@@ -40,40 +41,61 @@ class TraceWriter:
         self._raw = raw
 
     def write(self, batch: Batch) -> None:
-        """Append the batch's events, one JSON object per line."""
+        """Append the batch's events, one JSON object per line.
+
+        Each line is one `bytes % tuple` of a per-batch template: keys and the stream
+        name are encoded once per batch, each distinct string once, and rows lacking
+        some optional field get a template without it. No dict per event.
+        """
         n = len(batch)
         if n == 0:
             return
         spec = CATALOG[batch.stream]
-        names: list[str] = []
-        cols: list[list[Any]] = []
+        enc = self._enc.encode
+        head = b'{"ts":%d,"stream":' + _escape(enc(batch.stream))
+        keys: list[bytes] = []
+        cols: list[np.ndarray] = [batch.ts]
+        absent: list[np.ndarray | None] = []
         if batch.end is not None:
-            names.append("end")
-            cols.append(batch.end.tolist())
+            keys.append(b',"end":%d')
+            cols.append(batch.end)
+            absent.append(None)
         for name, col in batch.columns.items():
             f = spec.fields.get(name)
             if f is None:
                 continue
-            names.append(name)
+            key = b"," + _escape(enc(name)) + b":"
             if f.kind is Kind.STRING:
-                cols.append(col.tolist())
+                values, missing = self._strings(col)
+                keys.append(key + b"%b")
             else:
-                cols.append(_ints(col))
-        stream = batch.stream
-        enc = self._enc.encode
-        out = []
-        for t, *values in zip(batch.ts.tolist(), *cols, strict=True):
-            d: dict[str, Any] = {"ts": t, "stream": stream}
-            for k, v in zip(names, values, strict=True):
-                if v is not None:
-                    d[k] = v
-            out.append(enc(d))
+                missing = np.isnan(col)
+                values = np.where(missing, 0, col).astype(np.int64)
+                keys.append(key + b"%d")
+            cols.append(values)
+            absent.append(missing if missing is not None and missing.any() else None)
+        if all(a is None for a in absent):
+            out = _lines(head + b"".join(keys) + b"}", [c.tolist() for c in cols])
+        else:
+            out = _patterned(head, keys, cols, absent, n)
         out.append(b"")
         try:
             self._f.write(b"\n".join(out))
         except OSError as e:
             raise self._error(e) from None
         self.events += n
+
+    def _strings(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A string column as JSON-encoded bytes, each distinct value encoded once."""
+        values = col.tolist()
+        enc = self._enc.encode
+        cache = {v: enc(v) for v in set(values)}
+        missing = None
+        if None in cache:
+            missing = np.fromiter((v is None for v in values), bool, len(values))
+        out = np.empty(len(values), dtype=object)
+        out[:] = list(map(cache.__getitem__, values))
+        return out, missing
 
     def close(self) -> None:
         """Flush and close; a full disk often shows only here, as a TraceError too."""
@@ -100,13 +122,34 @@ class TraceWriter:
         self.close()
 
 
-def _ints(col: np.ndarray) -> list[int | None]:
-    """A float64 column as ints, NaN (absent) as None."""
-    missing = np.isnan(col)
-    if not missing.any():
-        out: list[int | None] = col.astype(np.int64).tolist()
-        return out
-    vals: list[int | None] = np.where(missing, 0, col).astype(np.int64).tolist()
-    for i in np.flatnonzero(missing).tolist():
-        vals[i] = None
-    return vals
+def _escape(b: bytes) -> bytes:
+    return b.replace(b"%", b"%%")
+
+
+def _lines(template: bytes, cols: list[list[Any]]) -> list[bytes]:
+    """One line per row: `template % (ts, value, ...)` over the columns, in C."""
+    return list(map(template.__mod__, zip(*cols, strict=True)))
+
+
+def _patterned(
+    head: bytes,
+    keys: list[bytes],
+    cols: list[np.ndarray],
+    absent: list[np.ndarray | None],
+    n: int,
+) -> list[bytes]:
+    """Lines when some rows lack optional fields: one template per pattern of absent
+    fields (few per batch), the lines put back in row order."""
+    bits = np.zeros(n, dtype=np.int64)
+    for i, a in enumerate(absent):
+        if a is not None:
+            bits |= a.astype(np.int64) << i
+    out = np.empty(n, dtype=object)
+    for pattern in np.unique(bits).tolist():
+        idx = np.flatnonzero(bits == pattern)
+        present = [i for i in range(len(keys)) if not pattern >> i & 1]
+        template = head + b"".join(keys[i] for i in present) + b"}"
+        sub = [cols[0][idx].tolist(), *(cols[i + 1][idx].tolist() for i in present)]
+        out[idx] = _lines(template, sub)
+    lines: list[bytes] = out.tolist()
+    return lines

@@ -92,3 +92,29 @@ def test_round_trip(events: list[dict[str, Any]], gz: bool) -> None:
                 w.write(Batch.from_rows(e["stream"], [e]))
         got = rows(TraceSource([str(p)]).batches())
     assert got == want
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows_=st.lists(
+        st.tuples(st.none() | st.integers(0, 10**12), st.text(max_size=6), st.booleans()),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_one_batch_mixed_absent_fields_keeps_row_order(
+    rows_: list[tuple[int | None, str, bool]],
+) -> None:
+    # several absent-field patterns in one batch, strings with %, quotes, non-ASCII
+    events = [
+        disk(i, queue=q, comm=c + '%d"é', dev="sd%s" if odd else "nvme0n1")
+        for i, (q, c, odd) in enumerate(rows_)
+    ]
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "t.jsonl"
+        with TraceWriter(p) as w:
+            w.write(Batch.from_rows("disk.io", events))
+        lines = p.read_text(encoding="utf-8").splitlines()
+        assert [json.loads(ln) for ln in lines] == [
+            {k: v for k, v in e.items() if v is not None} for e in events
+        ]
