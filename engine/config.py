@@ -144,6 +144,7 @@ class Config:
 # ---- loading ----
 
 _MAX_NS = 2**63 - 1  # times and durations are int64 ns everywhere downstream
+_MIN_TICK = 1_000_000  # ns
 _DURATION_KEYS = frozenset({"tick", "lateness", "timeout", "max_age"})
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<key>[^`]*)`")
@@ -199,6 +200,19 @@ class _Reader:
             raise self.error(key, f"must be less than 292 years (64-bit ns), got {text!r}")
         return ns
 
+    def path(self, value: str) -> str:
+        """A path as written, relative ones taken from the configuration's folder
+        (so a config works the same from any working directory)."""
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else self.base / p)
+
+    def tick(self, text: str) -> int:
+        ns = self.duration("engine.tick", text)
+        if ns < _MIN_TICK:
+            # every rule steps every tick: below 1ms the steps cost more than the events
+            raise self.error("engine.tick", f"must be at least 1ms, got {text!r}")
+        return ns
+
     def secret(self, key: str, value: str) -> str:
         """`env:NAME` or `file:/path` -> the value they name; anything else as written."""
         if value.startswith("env:"):
@@ -208,9 +222,7 @@ class _Reader:
                 raise self.error(key, f"environment variable {name} is not set")
             return got
         if value.startswith("file:"):
-            p = Path(value[5:])
-            if not p.is_absolute():
-                p = self.base / p
+            p = Path(self.path(value[5:]))
             try:
                 return p.read_text().strip()
             except (OSError, UnicodeDecodeError) as e:
@@ -247,7 +259,7 @@ class _Reader:
             name=s.name or f"{s.type}{i}",
             type=s.type,
             url=url,
-            path=s.path,
+            path=self.path(s.path) if s.path else s.path,
             format=fmt,
             secret=self.secret(f"{k}.secret", s.secret),
             routing_key=routing_key,
@@ -281,11 +293,11 @@ class _Reader:
             raise self.error("engine.state_dir", "must not be empty")
         return Config(
             engine=EngineConfig(
-                tick=self.duration("engine.tick", f.engine.tick),
+                tick=self.tick(f.engine.tick),
                 lateness=self.duration("engine.lateness", f.engine.lateness),
-                state_dir=f.engine.state_dir,
+                state_dir=self.path(f.engine.state_dir),
             ),
-            rules=RulesConfig(tuple(f.rules.paths), tuple(f.rules.disable)),
+            rules=RulesConfig(tuple(map(self.path, f.rules.paths)), tuple(f.rules.disable)),
             metrics=MetricsConfig(listen),
             sinks=sinks,
             source=None if self.source == "<defaults>" else self.source,

@@ -115,6 +115,7 @@ def test_full_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ('[metrics]\nlisten = "nonsense"\n', "metrics.listen"),
         ('[metrics]\nlisten = "127.0.0.1:99999"\n', "metrics.listen"),
         ('[engine]\ntick = "1e400s"\n', "engine.tick"),
+        ('[engine]\ntick = "500us"\n', "engine.tick"),
         ('[engine]\nlateness = "1e30s"\n', "engine.lateness"),
         ('[rules]\npaths = "/etc"\n', "rules.paths"),
         ("sink = 3\n", "sink"),
@@ -154,3 +155,24 @@ def test_metrics_off_and_sink_defaults() -> None:
     c = parse_config('[metrics]\nlisten = ""\n[[sink]]\ntype = "console"\n')
     assert c.metrics.address is None
     assert c.sinks[0].name == "console0" and c.sinks[0].format == "text"
+
+
+def test_relative_paths_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    cfg = etc / "tracehound.toml"
+    cfg.write_text(
+        '[engine]\nstate_dir = "state"\n[rules]\npaths = ["rules", "/abs/rules"]\n'
+        '[[sink]]\ntype = "jsonl"\npath = "out/findings.jsonl"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # somewhere else than the config's folder
+    c = load_config(str(cfg))
+    assert c.engine.state_dir == str(etc / "state")
+    assert c.rules.paths == (str(etc / "rules"), "/abs/rules")
+    assert c.sinks[0].path == str(etc / "out" / "findings.jsonl")
+
+
+def test_tick_of_one_ms_is_allowed() -> None:
+    assert parse_config('[engine]\ntick = "1ms"\n').engine.tick == 1_000_000
