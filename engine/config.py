@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from .errors import ConfigError
+from .findings import SEVERITIES
 from .units import parse_duration
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 DEFAULT_PATH = "/etc/tracehound/tracehound.toml"
-SEVERITIES = ("info", "warning", "critical")
 WEBHOOK_FORMATS = ("json", "alertmanager", "slack", "pagerduty")
 
 

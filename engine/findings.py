@@ -11,7 +11,9 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Evidence", "ExplainEntry", "Finding", "Histogram"]
+__all__ = ["SEVERITIES", "Evidence", "ExplainEntry", "Finding", "Histogram"]
+
+SEVERITIES = ("info", "warning", "critical")  # rules.md `severity`, least severe first
 
 
 class Histogram(msgspec.Struct, frozen=True):

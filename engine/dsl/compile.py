@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..errors import RuleError, SourceSpan
+from ..findings import SEVERITIES
 from ..model import CATALOG, resolve_dotted
 from ..units import Kind
 from . import ast, plan
@@ -20,7 +21,6 @@ from .summary import compile_summary
 
 __all__ = ["SEVERITIES", "compile_rule", "pred_fields"]
 
-SEVERITIES = ("info", "warning", "critical")
 T = TypeVar("T")
 _CORRELATIONS = (ast.Within, ast.Before, ast.After, ast.During)
 _CLAUSE_NAMES = {
