@@ -1,9 +1,13 @@
 """Trace lines -> columnar parts: bulk msgspec decoding, strict checks, error messages.
 
-The fast path decodes a whole block of lines in one msgspec call and builds columns
-with C-level iteration; only when that call fails does it decode line by line, to
-name the bad line. Every event carries a sequence key (file index, line number) so
-that sorting by (emission, seq) keeps ties in file order, then line order.
+Blocks are read as raw text of whole lines and never split on the fast path: every
+newline becomes a comma and the block is decoded as one JSON array in one msgspec
+call (a blank, comment or broken line makes that fail; a count of lines against
+records catches a line holding two); columns are built with C-level iteration.
+Only when that fails is the block split into lines: without blank and comment lines
+it is tried in bulk again, else decoded line by line to name the bad line. Every
+event carries a sequence key (file index, line number) so that sorting by
+(emission, seq) keeps ties in file order, then line order.
 """
 
 from __future__ import annotations
@@ -17,31 +21,49 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 
 from .batch import Batch
 from .errors import TraceError
-from .model import CATALOG, Event
+from .model import CATALOG, StreamSpec
 from .units import Kind
 
 __all__ = [
+    "START",
     "Decoded",
     "Part",
+    "Pos",
     "decode_block",
+    "line_count",
     "open_trace",
     "read_blocks",
     "scan_emit",
     "seq_line",
 ]
 
-_RECORDS = tuple(spec.record for spec in CATALOG.values())
+
+def _decode_type(spec: StreamSpec) -> type:
+    """The stream's record for decoding: its fields, types, defaults and tag, but
+    never tracked by the garbage collector (it holds only ints and strings; a block
+    makes tens of thousands, and tracked ones set off collections that cost about a
+    quarter of the decode time)."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(spec.record):
+        assert f.default_factory is msgspec.NODEFAULT, "no factory defaults in the catalog"
+        fields.append((f.name, f.type) if f.required else (f.name, f.type, f.default))
+    return msgspec.defstruct(
+        spec.record.__name__, fields, kw_only=True, tag=spec.name, tag_field="stream", gc=False
+    )
+
+
+_RECORDS = tuple(_decode_type(spec) for spec in CATALOG.values())
 _ANY: Any = typing.Union[_RECORDS]  # noqa: UP007
 _BULK: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[_ANY])
 _ONE: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_ANY)
-_STREAM_OF: dict[type, str] = {spec.record: name for name, spec in CATALOG.items()}
+_STREAM_OF: dict[type, str] = dict(zip(_RECORDS, CATALOG, strict=True))
 _TYPE_ID: dict[type, int] = {cls: i for i, cls in enumerate(_RECORDS)}
 
 LINE_BITS = 40  # seq = file_index << LINE_BITS | line_number
@@ -49,7 +71,7 @@ _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
 _FLOAT_LIMIT = 2.0**63  # a numeric column at or past this (as float) may not fit int64
 _NUMERIC: dict[type, tuple[str, ...]] = {
-    spec.record: tuple(spec.numeric_fields()) for spec in CATALOG.values()
+    cls: tuple(spec.numeric_fields()) for cls, spec in zip(_RECORDS, CATALOG.values(), strict=True)
 }
 # What a malformed line can make msgspec (or the checks after it) raise besides
 # DecodeError: invalid UTF-8 inside a string (UnicodeDecodeError, a ValueError),
@@ -57,7 +79,6 @@ _NUMERIC: dict[type, tuple[str, ...]] = {
 _MALFORMED = (msgspec.DecodeError, ValueError, RecursionError, OverflowError)
 _GET_TS = attrgetter("ts")
 _GET_END = attrgetter("end")
-_GET_STREAM = attrgetter("stream")
 
 OnBad = Callable[[TraceError], None]
 
@@ -77,10 +98,17 @@ def open_trace(path: str) -> typing.BinaryIO:
     return f
 
 
-class _Key(msgspec.Struct):
-    ts: int
-    stream: str
-    end: int = -(2**63)
+def _emit_type(spec: StreamSpec) -> type:
+    """For the time-only pass: a record holding just the stream's emission time
+    (`end` of an interval, `ts` of a point), read as `emit`."""
+    src = "end" if spec.interval else "ts"
+    return msgspec.defstruct(
+        f"{spec.record.__name__}Emit",
+        [("emit", int, msgspec.field(name=src))],
+        tag=spec.name,
+        tag_field="stream",
+        gc=False,
+    )
 
 
 class _LooseKey(msgspec.Struct):
@@ -91,25 +119,61 @@ class _LooseKey(msgspec.Struct):
     end: Any = None
 
 
-_KEYS: msgspec.json.Decoder[list[_Key]] = msgspec.json.Decoder(list[_Key])
+_EMITS: Any = typing.Union[tuple(_emit_type(spec) for spec in CATALOG.values())]  # noqa: UP007
+_KEYS: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[_EMITS])
+_GET_EMIT = attrgetter("emit")
 _LOOSE: msgspec.json.Decoder[_LooseKey] = msgspec.json.Decoder(_LooseKey)
 _INTERVAL = frozenset(name for name, spec in CATALOG.items() if spec.interval)
 
 
-def scan_emit(lines: list[bytes], first: int) -> np.ndarray:
-    """Emission times of a block's lines, reading only ts/stream/end (the cheap
-    first pass that decides whether a file is in order). Lines the full decode
-    will reject are left out; it reports them."""
-    kept, _ = _keep(lines, first)
+def line_count(text: bytes) -> int:
+    """How many lines a block holds (the last one may lack its newline)."""
+    if not text:
+        return 0
+    return int(np.count_nonzero(np.frombuffer(text, np.uint8) == 10)) + (text[-1] != 10)
+
+
+def _as_array(text: bytes) -> bytearray:
+    """A block of lines as one JSON array: each newline becomes a comma."""
+    out = bytearray(b"[")
+    out += text.replace(b"\n", b",")
+    if out[-1] == 44:  # the block's last newline
+        out[-1] = 93
+    else:
+        out.append(93)
+    return out
+
+
+def _split_lines(text: bytes) -> list[bytes]:
+    lines = text.split(b"\n")
+    if text.endswith(b"\n"):
+        lines.pop()
+    return lines
+
+
+def scan_emit(text: bytes, first: int, lines: int | None = None) -> np.ndarray:
+    """Emission times of a block's lines, reading only stream and `end` or `ts`
+    (the cheap first pass that decides whether a file is in order). Lines the full
+    decode will reject are left out or counted (which costs a spill at most); it
+    reports them. `lines`: the block's line count, if known."""
+    if not text:
+        return np.empty(0, dtype=np.int64)
     try:
-        keys = _KEYS.decode(b"[" + b",".join(kept) + b"]")
-        n = len(keys)
-        ts = np.fromiter(map(_GET_TS, keys), np.int64, n)
-        end = np.fromiter(map(_GET_END, keys), np.int64, n)
+        keys = _KEYS.decode(_as_array(text))
+        if len(keys) != (line_count(text) if lines is None else lines):
+            raise ValueError("not one record per line")
     except _MALFORMED:
-        return _scan_slow(kept)
-    interval = np.fromiter(map(_INTERVAL.__contains__, map(_GET_STREAM, keys)), bool, n)
-    return np.where(interval & (end != -(2**63)), end, ts)
+        kept, _ = _keep(_split_lines(text), first)
+        try:
+            keys = _KEYS.decode(b"[" + b",".join(kept) + b"]")
+            if len(keys) != len(kept):
+                raise ValueError("not one record per line") from None
+        except _MALFORMED:
+            return _scan_slow(kept)
+    try:
+        return np.fromiter(map(_GET_EMIT, keys), np.int64, len(keys))
+    except OverflowError:
+        return _scan_slow(_keep(_split_lines(text), first)[0])
 
 
 def _scan_slow(kept: list[bytes]) -> np.ndarray:
@@ -139,34 +203,58 @@ def _read(f: typing.BinaryIO, n: int, path: str, line_no: int) -> bytes:
         raise TraceError(f"cannot read trace: {e}", path, line_no) from None
 
 
+class Pos(NamedTuple):
+    """A place in a trace's text: byte offset (into the decompressed text) and the
+    number of the line that starts there."""
+
+    offset: int
+    line: int
+
+
+START = Pos(0, 1)
+
+
+def _seek(f: typing.BinaryIO, offset: int, path: str, line_no: int) -> None:
+    try:
+        f.seek(offset)
+    except gzip.BadGzipFile as e:
+        raise TraceError(f"not a valid gzip file: {e}", path, line_no) from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise TraceError(f"cannot read trace: {e}", path, line_no) from None
+
+
 def read_blocks(
-    path: str, block_bytes: int = 1 << 22, start: int = 1
-) -> Iterator[tuple[int, list[bytes]]]:
-    """(first line number, raw lines) in blocks of about `block_bytes`, from line
-    `start` on (earlier lines are read and split, never decoded)."""
+    path: str, block_bytes: int = 1 << 19, start: Pos = START
+) -> Iterator[tuple[int, bytes, Pos]]:
+    """(first line number, text of whole lines, where the next block starts) in
+    blocks of about `block_bytes`, from `start` on (a Pos this yielded: reading
+    resumes there without going over earlier lines, gzip only inflating them)."""
     try:
         f = open_trace(path)
     except OSError as e:
         raise TraceError(f"cannot read trace: {e.strerror or e}", path, 0) from None
-    line_no = 1
-    tail = b""
+    offset, line_no = start
+    pending: list[bytes] = []  # the start of a line longer than what was read so far
     with f:
-        if _read(f, 3, path, 1) != b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is no data
+        if offset:
+            _seek(f, offset, path, line_no)
+        elif _read(f, 3, path, 1) == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is no data
+            offset = 3
+        else:
             f.seek(0)
         while data := _read(f, block_bytes, path, line_no):
-            lines = (tail + data).split(b"\n")
-            tail = lines.pop()
-            if line_no + len(lines) <= start:
-                line_no += len(lines)
+            cut = data.rfind(b"\n") + 1
+            if not cut:
+                pending.append(data)
                 continue
-            if line_no < start:
-                lines = lines[start - line_no :]
-                line_no = start
-            if lines:
-                yield line_no, lines
-                line_no += len(lines)
-        if tail and line_no >= start:
-            yield line_no, [tail]
+            text = b"".join((*pending, memoryview(data)[:cut])) if pending else data[:cut]
+            pending = [data[cut:]] if cut < len(data) else []
+            nxt = Pos(offset + len(text), line_no + line_count(text))
+            yield line_no, text, nxt
+            offset, line_no = nxt
+        if pending:
+            text = b"".join(pending)
+            yield line_no, text, Pos(offset + len(text), line_no + 1)
 
 
 @dataclass(slots=True)
@@ -244,7 +332,7 @@ def _message(err: Exception) -> str:
     return text
 
 
-def _check_one(obj: Event) -> str | None:
+def _check_one(obj: Any) -> str | None:
     """Checks msgspec cannot express: int64 range of times and numbers, end >= ts."""
     end = getattr(obj, "end", None)
     for name, v in (("ts", obj.ts), ("end", end)):
@@ -298,20 +386,24 @@ def _slow(
     return objs, good, bad
 
 
-def _column(objs: Sequence[Any], name: str, kind: Kind, n: int) -> np.ndarray:
-    """A field's column; OverflowError if a number is past what a float holds."""
-    vals = list(map(attrgetter(name), objs))
-    if kind is Kind.STRING:
-        out = np.empty(n, dtype=object)
-        out[:] = vals
-        return out
-    return np.array(vals, dtype=np.float64)  # None -> NaN
-
-
-def _fits(col: np.ndarray) -> bool:
-    """No value of a numeric column is past int64 (NaN, for absent, passes); may say
-    False for values just below 2**63, which the exact check then lets through."""
-    return not bool(np.any(np.abs(col) >= _FLOAT_LIMIT))
+def _numbers(objs: Sequence[Any], name: str, n: int) -> np.ndarray | None:
+    """A numeric field's float64 column (NaN where absent); None if a value is past
+    int64. Through int64 when no value is absent: exact and the fastest."""
+    get = attrgetter(name)
+    try:
+        return np.fromiter(map(get, objs), np.int64, n).astype(np.float64)
+    except OverflowError:
+        return None
+    except TypeError:  # None: an optional field is absent somewhere
+        pass
+    try:
+        col = np.array(list(map(get, objs)), dtype=np.float64)  # None -> NaN
+    except OverflowError:  # past what a float holds
+        return None
+    # At or past 2**63 as a float may still be just below it as an integer.
+    if bool(np.any(np.abs(col) >= _FLOAT_LIMIT)) and not _int64(objs, name):
+        return None
+    return col
 
 
 def _int64(objs: Sequence[Any], name: str) -> bool:
@@ -327,17 +419,16 @@ def _int64(objs: Sequence[Any], name: str) -> bool:
 def _group(objs: list[Any]) -> list[tuple[str, Sequence[Any], np.ndarray | None]]:
     """Split decoded records by stream (C-level passes only); positions None when
     the block has one stream."""
-    types = list(map(type, objs))
-    kinds = set(types)
-    if len(kinds) == 1:
-        return [(_STREAM_OF[types[0]], objs, None)]
-    tid = np.fromiter(map(_TYPE_ID.__getitem__, types), np.int16, len(types))
+    n = len(objs)
+    tid = np.fromiter(map(_TYPE_ID.__getitem__, map(type, objs)), np.int8, n)
+    counts = np.bincount(tid, minlength=len(_TYPE_ID)).tolist()
+    if max(counts) == n:
+        return [(_STREAM_OF[type(objs[0])], objs, None)]
     order = np.argsort(tid, kind="stable")
     grouped = operator.itemgetter(*order.tolist())(objs)
-    counts = np.bincount(tid, minlength=len(_TYPE_ID))
     out: list[tuple[str, Sequence[Any], np.ndarray | None]] = []
     at = 0
-    for k, c in enumerate(counts.tolist()):
+    for k, c in enumerate(counts):
         if c:
             out.append((_STREAM_OF[_RECORDS[k]], grouped[at : at + c], order[at : at + c]))
             at += c
@@ -373,11 +464,11 @@ def _build(
         cols: dict[str, np.ndarray] = {}
         if columns is None or stream in columns:
             for f in spec.fields.values():
-                try:
-                    col = _column(sub, f.name, f.kind, m)
-                except OverflowError:
-                    return None
-                if not checked and f.kind is not Kind.STRING and not _fits(col):
+                if f.kind is Kind.STRING:
+                    cols[f.name] = np.fromiter(map(attrgetter(f.name), sub), object, m)
+                    continue
+                col = _numbers(sub, f.name, m)
+                if col is None:
                     return None
                 cols[f.name] = col
         elif not checked and not all(_int64(sub, name) for name in spec.numeric_fields()):
@@ -387,40 +478,59 @@ def _build(
     return parts, line_emit
 
 
+def _bulk(text: bytes | bytearray, lines: int) -> list[Any] | None:
+    """The records of a block decoded in one call; None if a line is bad or a line
+    does not hold exactly one record."""
+    try:
+        objs = _BULK.decode(text)
+    except _MALFORMED:
+        return None
+    return objs if len(objs) == lines else None
+
+
 def decode_block(
     path: str,
     file_index: int,
     first: int,
-    lines: list[bytes],
+    text: bytes,
     *,
     on_bad: OnBad | None,
     columns: frozenset[str] | None,
+    lines: int | None = None,
 ) -> Decoded:
-    """Decode one block of lines numbered from `first`.
+    """Decode one block of whole lines (as `read_blocks` gives) numbered from `first`.
 
     `on_bad` None: bad lines are dropped silently (they were reported already);
-    `columns`: the streams whose fields to build (the others get ts/end only).
+    `columns`: the streams whose fields to build (the others get ts/end only);
+    `lines`: the block's line count, if known.
     """
-    kept, nums = _keep(lines, first)
-    if not kept:
-        return Decoded({}, np.empty(0, dtype=np.int64), 0, 0)
     base = file_index << LINE_BITS
-    text = b"[" + b",".join(kept) + b"]"
-    try:
-        if not text.isascii():
-            text.decode("utf-8")  # JSON text is UTF-8, in skipped fields too
-        objs = _BULK.decode(text)
-    except _MALFORMED:
-        pass
-    else:
-        if nums is None:
-            seq_all = np.arange(first, first + len(objs), dtype=np.int64) | base
-        else:
-            seq_all = np.asarray(nums, dtype=np.int64) | base
+    utf8 = True
+    if not text.isascii():  # JSON text is UTF-8, in fields msgspec skips too
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError:
+            utf8 = False
+    if lines is None:
+        lines = line_count(text)
+    objs = _bulk(_as_array(text), lines) if utf8 and text else None
+    if objs is not None:
+        seq_all = np.arange(first, first + len(objs), dtype=np.int64) | base
         built = _build(objs, seq_all, columns)
         if built is not None:
             return Decoded(built[0], built[1], len(objs), 0)
-    del text
+    retry = objs is None and utf8  # not decoded (rather than a check failing)
+    del objs
+    kept, nums = _keep(_split_lines(text), first)
+    if not kept:
+        return Decoded({}, np.empty(0, dtype=np.int64), 0, 0)
+    if retry and nums is not None:
+        # Blank or comment lines made the first try fail: try the rest in bulk.
+        objs = _bulk(b"[" + b",".join(kept) + b"]", len(kept))
+        if objs is not None:
+            built = _build(objs, np.asarray(nums, dtype=np.int64) | base, columns)
+            if built is not None:
+                return Decoded(built[0], built[1], len(objs), 0)
     # Something in the block is bad: find it line by line.
     objs, good, bad = _slow(path, kept, nums or list(range(first, first + len(kept))), on_bad)
     built = _build(objs, np.asarray(good, dtype=np.int64) | base, columns, checked=True)

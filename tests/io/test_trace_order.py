@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.sources import TraceSource
+from engine.tracedecode import line_count
 
 from .helpers import disk, emit_time, memcg, rows, txg, write_jsonl
 
@@ -160,9 +161,9 @@ def test_no_line_is_decoded_twice(tmp_path: Path, monkeypatch: Any) -> None:
     decoded: list[int] = []
     real = sources.decode_block
 
-    def counting(path: str, i: int, first: int, lines: list[bytes], **kw: Any) -> Any:
-        decoded.extend(range(first, first + len(lines)))
-        return real(path, i, first, lines, **kw)
+    def counting(path: str, i: int, first: int, text: bytes, **kw: Any) -> Any:
+        decoded.extend(range(first, first + line_count(text)))
+        return real(path, i, first, text, **kw)
 
     monkeypatch.setattr(sources, "decode_block", counting)
     a = write_jsonl(tmp_path / "a.jsonl", [disk(t) for t in range(0, 3000, 3)])
