@@ -1,8 +1,10 @@
 """Drain throughput: synthetic samples (32 bytes) from a tracepoint into Batches.
 
-Two consumers, same BPF program and driver (a C getppid loop at a set rate):
+Two consumers, same load (probes/synthetic.py: its BPF program and a C getppid loop
+at a set rate, the instrument tests/live/test_loss.py uses too):
   direct  probes.drain (own BPF_OUTPUT perf events, mmap, one data_head snapshot per
-          read, numpy bulk decode), woken at a byte watermark + 5 ms sweep;
+          read, numpy bulk decode), woken at a byte watermark + 5 ms sweep
+          (synthetic.drain_run);
   bcc     bcc's open_perf_buffer (wakeup_events=32) with a raw callback appending
           bytes to a list, decoded in bulk with np.frombuffer, woken by the reader
           fds + 5 ms sweep (lib.perf_reader_event_read reads until empty).
@@ -23,31 +25,9 @@ from typing import Any
 import anyio
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probes import _bcc, synthetic
 
-from _driver import BPF_C, driver_cmd
-
-from engine.batch import Batch
-from probes import _bcc
-from probes.drain import BccProbeSource, ProbeSpec
-
-PAYLOAD = np.dtype([("ts", np.uint64), ("id", np.uint64), ("a", np.uint64), ("b", np.uint64)])
 PAGES = 256
-
-
-def decode(p: np.ndarray) -> Batch:
-    n = p.shape[0]
-    return Batch(
-        "sched.runq",
-        p["ts"].astype(np.int64),
-        None,
-        {
-            "pid": np.zeros(n),
-            "comm": np.full(n, "drv", dtype=object),
-            "cpu": np.zeros(n),
-            "latency": p["id"].astype(np.float64),
-        },
-    )
 
 
 async def _ticker(lags: list[float]) -> None:
@@ -57,51 +37,26 @@ async def _ticker(lags: list[float]) -> None:
         lags.append(time.monotonic() - t0 - 0.01)
 
 
-async def _drive(proc: subprocess.Popen[str]) -> tuple[int, float]:
-    assert proc.stdin is not None
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
-    out, _ = await anyio.to_thread.run_sync(proc.communicate)
-    n, el = out.split()
-    return int(n), float(el)
+async def run_direct(workdir: Path, secs: float, rate: float) -> dict[str, Any]:
+    r = await synthetic.drain_run(
+        workdir, secs, rate, pages=PAGES, options={"sweep": 0.005}, settle=0.2
+    )
+    return _row("direct", r.produced, r.seconds, r.hits, r.received, r.lost, r.cpu, r.lags)
 
 
-async def run_direct(cmd: list[str], secs: float, rate: float, src_file: Path) -> dict[str, Any]:
+async def run_bcc(workdir: Path, secs: float, rate: float) -> dict[str, Any]:
+    cmd = synthetic.producer_cmd(workdir)
     proc = subprocess.Popen([*cmd, str(secs), str(rate)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
-    spec = ProbeSpec("bench", "sched.runq", src_file, PAYLOAD, decode,
-                     cflags=(f"-DTARGET_TGID={proc.pid}",), pages=PAGES)  # fmt: skip
-    src = BccProbeSource(spec, {"sweep": 0.005})
-    src.open()
-    received = [0]
-    lags: list[float] = []
-
-    async def emit(b: Batch) -> None:
-        if b.stream != "lost":
-            received[0] += len(b)
-
-    cpu0 = time.process_time()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(src.run, emit)
-        tg.start_soon(_ticker, lags)
-        n, el = await _drive(proc)
-        await anyio.sleep(0.2)
-        hits = src.counter("th_hits")
-        tg.cancel_scope.cancel()
-    cpu = time.process_time() - cpu0
-    return _row("direct", n, el, hits, received[0], src.stats()["lost"], cpu, lags)
-
-
-async def run_bcc(cmd: list[str], secs: float, rate: float, src_file: Path) -> dict[str, Any]:
-    proc = subprocess.Popen([*cmd, str(secs), str(rate)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
-    prog = _bcc.Program(src_file, [f"-DTARGET_TGID={proc.pid}"])
+    src = synthetic.spec(workdir, proc.pid, PAGES)
+    prog = _bcc.Program(src.bpf, src.cflags)
     chunks: list[bytes] = []
     lost = [0]
     received = [0]
+    size = synthetic.PAYLOAD.itemsize
 
-    def on_sample(cpu: int, data: int, size: int) -> None:
-        chunks.append(ctypes.string_at(data, PAYLOAD.itemsize))  # size includes padding
+    def on_sample(cpu: int, data: int, nbytes: int) -> None:
+        chunks.append(ctypes.string_at(data, size))  # nbytes includes padding
 
     def on_lost(n: int) -> None:
         lost[0] += n
@@ -112,8 +67,8 @@ async def run_bcc(cmd: list[str], secs: float, rate: float, src_file: Path) -> d
         if chunks:
             buf = b"".join(chunks)
             chunks.clear()
-            p = np.frombuffer(buf, dtype=PAYLOAD)
-            received[0] += len(decode(p))
+            p = np.frombuffer(buf, dtype=synthetic.PAYLOAD)
+            received[0] += len(synthetic.decode(p))
 
     async def drain_fd(fd: int, reader: Any) -> None:
         while True:
@@ -128,14 +83,18 @@ async def run_bcc(cmd: list[str], secs: float, rate: float, src_file: Path) -> d
         for fd, r in table_readers:
             tg.start_soon(drain_fd, fd, r)
         tg.start_soon(_ticker, lags)
-        n, el = await _drive(proc)
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, _ = await anyio.to_thread.run_sync(proc.communicate)
         await anyio.sleep(0.2)
         hits = sum(prog.percpu_counter("th_hits"))
         in_bpf = sum(prog.percpu_counter())
         tg.cancel_scope.cancel()
     cpu = time.process_time() - cpu0
     prog.close()
-    return _row("bcc", n, el, hits, received[0], max(in_bpf, lost[0]), cpu, lags)
+    n, el = out.split()
+    return _row("bcc", int(n), float(el), hits, received[0], max(in_bpf, lost[0]), cpu, lags)
 
 
 def _row(name: str, n: int, el: float, hits: int, got: int, lost: int, cpu: float,
@@ -154,19 +113,17 @@ def _row(name: str, n: int, el: float, hits: int, got: int, lost: int, cpu: floa
 async def main() -> None:
     secs = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     rates = [float(r) for r in sys.argv[2:]] or [1e5, 3e5, 1e6, 0]
-    cmd = driver_cmd()
-    d = Path(tempfile.mkdtemp(prefix="th-bench-"))
-    src_file = d / "bench.bpf.c"
-    src_file.write_text(BPF_C)
-    print(f"{'reader':8} {'rate':>8} {'offered/s':>11} {'received/s':>11} {'lost%':>7} "
-          f"{'ns/event':>9} {'lag ms':>7} accounted")  # fmt: skip
-    for rate in rates:
-        for run in (run_direct, run_bcc):
-            r = await run(cmd, secs, rate, src_file)
-            label = "max" if rate == 0 else f"{rate:.0e}"
-            print(f"{r['reader']:8} {label:>8} {r['offered/s']:11.0f} {r['received/s']:11.0f} "
-                  f"{r['lost%']:7.2f} {r['cpu ns/event']:9.0f} {r['max lag ms']:7.1f} "
-                  f"{r['accounted']}", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="th-bench-") as d:
+        workdir = Path(d)
+        print(f"{'reader':8} {'rate':>8} {'offered/s':>11} {'received/s':>11} {'lost%':>7} "
+              f"{'ns/event':>9} {'lag ms':>7} accounted")  # fmt: skip
+        for rate in rates:
+            for run in (run_direct, run_bcc):
+                r = await run(workdir, secs, rate)
+                label = "max" if rate == 0 else f"{rate:.0e}"
+                print(f"{r['reader']:8} {label:>8} {r['offered/s']:11.0f} "
+                      f"{r['received/s']:11.0f} {r['lost%']:7.2f} {r['cpu ns/event']:9.0f} "
+                      f"{r['max lag ms']:7.1f} {r['accounted']}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ name and follow one convention:
         def check() -> tuple[bool, str]
 
 A module that does not exist yet is reported unavailable ("not implemented").
+`probes/synthetic.py` is not a probe but a test instrument (a synthetic sample load
+for the drain's tests and benches): no stream names it, so no rule can attach it.
 """
 
 from __future__ import annotations
@@ -48,28 +50,58 @@ def _p(stream: str, module: str, kind: Kind, tracepoints: tuple[str, ...], doc: 
 PROBES: dict[str, ProbeInfo] = {
     p.stream: p
     for p in (
-        _p("disk.io", "block_io", "tracepoint",
-           ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert"),
-           "block request issue -> completion latency"),
-        _p("fs.commit", "jbd2", "tracepoint",
-           ("jbd2:jbd2_start_commit", "jbd2:jbd2_end_commit"),
-           "ext4/jbd2 journal commits"),
+        _p(
+            "disk.io",
+            "block_io",
+            "tracepoint",
+            ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert"),
+            "block request issue -> completion latency",
+        ),
+        _p(
+            "fs.commit",
+            "jbd2",
+            "tracepoint",
+            ("jbd2:jbd2_start_commit", "jbd2:jbd2_end_commit"),
+            "ext4/jbd2 journal commits",
+        ),
         _p("memcg", "memcg", "poller", (), "cgroupfs memory.usage/limit, sampled"),
-        _p("mm.reclaim", "mm_reclaim", "tracepoint",
-           ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_direct_reclaim_end"),
-           "direct reclaim intervals"),
+        _p(
+            "mm.reclaim",
+            "mm_reclaim",
+            "tracepoint",
+            ("vmscan:mm_vmscan_direct_reclaim_begin", "vmscan:mm_vmscan_direct_reclaim_end"),
+            "direct reclaim intervals",
+        ),
         _p("net.drop", "net_drop", "tracepoint", ("skb:kfree_skb",), "dropped packets"),
-        _p("oom.kill", "oom", "tracepoint",
-           ("oom:mark_victim", "vmscan:mm_vmscan_memcg_reclaim_begin"),
-           "OOM killer victims (memcg reclaim tells a cgroup OOM)"),
+        _p(
+            "oom.kill",
+            "oom",
+            "tracepoint",
+            ("oom:mark_victim", "vmscan:mm_vmscan_memcg_reclaim_begin"),
+            "OOM killer victims (memcg reclaim tells a cgroup OOM)",
+        ),
         _p("proc.exec", "proc_exec", "tracepoint", ("sched:sched_process_exec",), "exec calls"),
-        _p("sched.runq", "sched_runq", "tracepoint",
-           ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"),
-           "run-queue latency, wakeup -> switch-in"),
-        _p("tcp.retransmit", "tcp", "tracepoint", ("tcp:tcp_retransmit_skb",),
-           "TCP retransmissions"),
-        _p("zfs.txg.sync", "zfs_txg", "kprobe", (),
-           "TXG syncs: kprobe spa_sync, else the txgs kstat poller"),
+        _p(
+            "sched.runq",
+            "sched_runq",
+            "tracepoint",
+            ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"),
+            "run-queue latency, wakeup -> switch-in",
+        ),
+        _p(
+            "tcp.retransmit",
+            "tcp",
+            "tracepoint",
+            ("tcp:tcp_retransmit_skb",),
+            "TCP retransmissions",
+        ),
+        _p(
+            "zfs.txg.sync",
+            "zfs_txg",
+            "kprobe",
+            (),
+            "TXG syncs: kprobe spa_sync, else the txgs kstat poller",
+        ),
     )
 }
 

@@ -1,21 +1,28 @@
 """The async drain: a bcc probe's per-CPU perf rings into Batches, on the event loop.
 
 One task per ring waits for its fd (the kernel wakes it at a byte watermark, so a
-busy ring costs one wakeup per batch, not per event) and reads one bounded chunk;
-one sweeper per probe reads every ring on a short timer so a lone event is not held
-back, and turns lost-sample counts into `lost` events. Nothing here blocks: bcc
-compiles in `open()`, before the loop starts draining.
+busy ring costs one wakeup per batch, not per event) and reads one bounded chunk
+(with whatever the probe's other rings hold).
+One sweeper per event loop, shared by every probe, reads what waits below the
+watermarks so a lone event is not held back: a single timer for all probes (their
+sweeps coalesce into one wakeup), each ring's head checked before any decode work,
+and each probe's samples emitted as one batch per sweep. Loss counters are read when
+a ring was seen (nearly) full or reported LOST records, the only times a sample can
+have been refused, plus a slow safety poll. Nothing here blocks: bcc compiles in
+`open()`, before the loop starts draining.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import numpy as np
 
 from engine.batch import Batch
@@ -24,9 +31,28 @@ from engine.source import Emit
 
 from .perf_ring import PerfRing
 
-__all__ = ["BccProbeSource", "ProbeSpec"]
+__all__ = ["DEFAULT_LATENESS_NS", "BccProbeSource", "ProbeSpec", "sweep_for"]
 
 Decode = Callable[[np.ndarray], Batch]
+
+DEFAULT_LATENESS_NS = 50_000_000  # engine.config's default `lateness`
+
+
+def sweep_for(lateness_ns: int) -> tuple[float, float]:
+    """(sweep, sweep_idle) in seconds for a watermark `lateness_ns` behind wall time.
+
+    A sample below a ring's wakeup watermark waits for the next sweep, so the sweep
+    period bounds how long a lone event takes to reach the bus. 0.6 x lateness
+    (30 ms for the default 50 ms) leaves the rest for the read and event-loop lag,
+    so the drain's progress never holds the watermark back; when every ring was
+    empty at the last sweep the period backs off to 0.8 x lateness. Reading sooner
+    would buy nothing: no window closes before the watermark passes anyway.
+    """
+    s = max(lateness_ns, 2_000_000) / 1e9
+    return 0.6 * s, 0.8 * s
+
+
+_SWEEP, _SWEEP_IDLE = sweep_for(DEFAULT_LATENESS_NS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +75,24 @@ def _options_cflags(options: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 class BccProbeSource:
-    """A Source over one bcc probe: open() compiles and attaches; run() drains."""
+    """A Source over one bcc probe: open() compiles and attaches; run() drains.
+
+    Options: `sweep` (s, the longest a sample below the wakeup watermark waits while
+    the probe's rings hold data), `sweep_idle` (s, the same once a sweep found them
+    all empty), `lost_poll` (s, the safety poll of the loss counters), `pages`,
+    `cflags`. `sweep`/`sweep_idle` default from the lateness (`sweep_for`).
+    """
 
     def __init__(self, spec: ProbeSpec, options: Mapping[str, Any] | None = None) -> None:
         opts = dict(options or {})
         self.spec = spec
         self.name = spec.name
         self.streams = frozenset({spec.stream, "lost"})
-        self.sweep_s = float(opts.get("sweep", 0.01))
-        self.lost_poll_s = float(opts.get("lost_poll", 0.1))
+        self.sweep_s = float(opts.get("sweep", _SWEEP))
+        self.sweep_idle_s = max(self.sweep_s, float(opts.get("sweep_idle", _SWEEP_IDLE)))
+        if "sweep" in opts and "sweep_idle" not in opts:
+            self.sweep_idle_s = self.sweep_s  # an explicit period is kept, busy or idle
+        self.lost_poll_s = float(opts.get("lost_poll", 1.0))
         self.pages = int(opts.get("pages", spec.pages))
         self.cflags = spec.cflags + _options_cflags(opts)
         self._per_sample = spec.wakeup_events == 1
@@ -65,6 +100,9 @@ class BccProbeSource:
         self._rings: list[PerfRing] = []
         self._locks: list[anyio.Lock] = []
         self._last_read: list[int] = []
+        self._busy = True  # whether the last sweep found data (sets the next period)
+        self._suspect_loss = False  # a ring was seen full: read the loss counters
+        self._next_lost = 0.0
         self._lost_seen: dict[int, int] = {}  # cpu -> lost samples already published
         self._lost_records: dict[int, int] = {}  # cpu -> from PERF_RECORD_LOST
         self._stats = {"events": 0, "lost": 0, "reads": 0, "bad": 0, "batches": 0}
@@ -105,7 +143,8 @@ class BccProbeSource:
         read() -> RingRead and close().
         """
         self._program, self._rings = program, list(rings)
-        self._locks = [anyio.Lock() for _ in self._rings]
+        # fast_acquire: an uncontended lock (nearly always) costs no trip round the loop
+        self._locks = [anyio.Lock(fast_acquire=True) for _ in self._rings]
         # bcc attaches tracepoints as it loads: samples refused before our rings were
         # in the map were never ours to read, so they are not losses.
         self._lost_seen = self.lost_by_cpu()
@@ -129,7 +168,7 @@ class BccProbeSource:
             async with anyio.create_task_group() as tg:
                 for i in range(len(self._rings)):
                     tg.start_soon(self._drain_ring, i, emit)
-                tg.start_soon(self._sweep, emit)
+                tg.start_soon(_sweeper().serve, self, emit)
         finally:
             with anyio.CancelScope(shield=True):
                 try:
@@ -174,55 +213,55 @@ class BccProbeSource:
     # ---- draining ----
 
     async def _drain_ring(self, i: int, emit: Emit) -> None:
+        """Woken at ring i's watermark: read it, and every other ring of this probe that
+        holds data, as one batch (under load the CPUs' rings fill alike; reading them
+        together halves the wakeups and the batches)."""
         fd = self._rings[i].fd
+        every = range(len(self._rings))
         while True:
             await anyio.wait_readable(fd)
-            await self._read_rings([i], emit)
+            await self._read_rings(every, emit)
 
-    async def _sweep(self, emit: Emit) -> None:
-        """Reads what waits below the watermark; polls the loss counters.
+    def sweep_period(self) -> float:
+        """How long until this probe wants its next sweep."""
+        return self.sweep_s if self._busy else self.sweep_idle_s
 
-        An idle probe's sweep backs off to 4x `sweep` (still inside the default 50ms
-        lateness, so the watermark does not wait on it), and rings that wake per
-        sample are not swept at all: only the loss poll runs for them. Wakeups are
-        the cost of an idle watchdog, not the reads.
-        """
-        fast = self.lost_poll_s if self._per_sample else self.sweep_s
-        slow = self.lost_poll_s if self._per_sample else 4 * self.sweep_s
-        interval = fast
-        next_lost = 0.0
-        while True:
-            await anyio.sleep(interval)
-            busy = await self._read_rings(range(len(self._rings)), emit)
-            interval = fast if busy else min(2 * interval, slow)
-            now = anyio.current_time()
-            if now >= next_lost:
-                next_lost = now + self.lost_poll_s
-                await self._publish_lost(emit)
+    async def sweep(self, emit: Emit) -> None:
+        """One sweep (the shared sweeper calls it): read every ring holding data; poll
+        the loss counters when a ring was seen full, or when the safety poll is due."""
+        self._busy = await self._read_rings(range(len(self._rings)), emit)
+        now = time.monotonic()
+        if now >= self._next_lost:
+            self._next_lost = now + self.lost_poll_s
+            await self._publish_lost(emit)
 
     async def _read_rings(self, which: Iterable[int], emit: Emit) -> bool:
         """Read the given rings that hold data and emit them as ONE batch.
 
-        One batch per sweep, not per ring: downstream work is per batch. Each ring's
-        lock is held until its samples are emitted, so a ring's samples never
-        overtake each other (locks are taken in index order: no deadlock).
+        One batch per sweep, not per ring: downstream work is per batch. A ring whose
+        head equals its tail (two loads from its header page) costs nothing more.
+        Each ring's lock is held until its samples are emitted, so a ring's samples
+        never overtake each other (locks are taken in index order: no deadlock).
         """
         held: list[int] = []
         payloads: list[np.ndarray] = []
         lost = 0
         t0 = time.monotonic_ns()  # every sample stamped before this will be read below
+        rings, locks = self._rings, self._locks
         try:
             for i in which:
-                ring = self._rings[i]
+                ring = rings[i]
                 if ring.pending() <= 0:
-                    if not self._locks[i].locked():
-                        self._last_read[i] = time.monotonic_ns()
+                    if not locks[i].locked():
+                        self._last_read[i] = t0
                     continue
-                await self._locks[i].acquire()
+                await locks[i].acquire()
                 held.append(i)
                 got = ring.read()
                 self._stats["reads"] += 1
                 self._stats["bad"] += got.bad
+                if got.full:
+                    self._suspect_loss = True
                 if got.lost:
                     lost += got.lost
                     self._lost_records[ring.cpu] = self._lost_records.get(ring.cpu, 0) + got.lost
@@ -231,9 +270,9 @@ class BccProbeSource:
             if payloads:
                 p = payloads[0] if len(payloads) == 1 else np.concatenate(payloads)
                 batch = self.spec.decode(p)
-                order = np.argsort(batch.emit, kind="stable")
-                if order.shape[0] > 1 and bool(np.any(order[1:] < order[:-1])):
-                    batch = batch.take(order)
+                e = batch.emit
+                if e.shape[0] > 1 and bool(np.any(e[1:] < e[:-1])):
+                    batch = batch.take(np.argsort(e, kind="stable"))
                 self._stats["events"] += len(batch)
                 self._stats["batches"] += 1
                 await emit(batch)
@@ -241,8 +280,8 @@ class BccProbeSource:
                 self._last_read[i] = t0
         finally:
             for i in held:
-                self._locks[i].release()
-        if lost:
+                locks[i].release()
+        if lost or self._suspect_loss:
             await self._publish_lost(emit)
         return bool(held)
 
@@ -264,6 +303,13 @@ class BccProbeSource:
         }
 
     async def _publish_lost(self, emit: Emit) -> None:
+        """Emit one `lost` event for the samples refused since the last one.
+
+        A sample is refused only while its ring is full, and a full ring stays full
+        until it is read: the read that finds it so (`RingRead.full`) sets
+        `_suspect_loss`, and the poll after it counts every refusal up to then.
+        """
+        self._suspect_loss = False
         total = 0
         for cpu, n in self.lost_by_cpu().items():
             seen = self._lost_seen.get(cpu, 0)
@@ -283,3 +329,95 @@ class BccProbeSource:
                     },
                 )
             )
+
+
+# ---- the shared sweeper ----
+
+
+@dataclass(eq=False)
+class _Member:
+    src: BccProbeSource
+    emit: Emit
+    wake: anyio.Event | None = None
+    error: Exception | None = None
+
+
+class _Sweeper:
+    """One timer for every probe draining on an event loop.
+
+    Each probe's `run()` joins with `serve()`; the first to join leads (runs the
+    timer and sweeps every member), the others wait on an event and one of them
+    takes over when the leader leaves. One wakeup per period sweeps all probes
+    (a probe's period is only an upper bound, so sweeping it sooner costs nothing but
+    a head check); the period is the shortest any member asks for. A member's error
+    is raised in its own task, and a sweep runs shielded: a leader cancelled
+    mid-sweep still emits what it read from another probe's rings.
+    """
+
+    def __init__(self) -> None:
+        self._members: list[_Member] = []
+        self._leader: _Member | None = None
+        self._sleep: anyio.CancelScope | None = None
+
+    async def serve(self, src: BccProbeSource, emit: Emit) -> None:
+        me = _Member(src, emit)
+        self._members.append(me)
+        if self._sleep is not None:
+            self._sleep.cancel()  # the leader recomputes its period with this member
+        try:
+            while True:
+                if me.error is not None:
+                    raise me.error
+                if self._leader is None:
+                    self._leader = me
+                    try:
+                        await self._lead(me)
+                    finally:
+                        self._leader = None
+                        for m in self._members:
+                            if m.wake is not None:
+                                m.wake.set()
+                else:
+                    me.wake = anyio.Event()
+                    await me.wake.wait()
+                    me.wake = None
+        finally:
+            self._members.remove(me)
+
+    async def _lead(self, me: _Member) -> None:
+        last = time.monotonic()
+        while True:
+            period = min(m.src.sweep_period() for m in self._members)
+            delay = last + period - time.monotonic()
+            if delay > 0:
+                scope = self._sleep = anyio.CancelScope()
+                with scope:
+                    await anyio.sleep(delay)
+                self._sleep = None
+                if scope.cancel_called:  # a member joined: its period may be shorter
+                    continue
+            last = time.monotonic()
+            for m in list(self._members):
+                if m.error is not None or m not in self._members:
+                    continue
+                try:
+                    with anyio.CancelScope(shield=True):
+                        await m.src.sweep(m.emit)
+                except Exception as e:
+                    if m is me:
+                        raise
+                    m.error = e
+                    if m.wake is not None:
+                        m.wake.set()
+
+
+_SWEEPERS: weakref.WeakKeyDictionary[Any, _Sweeper] = weakref.WeakKeyDictionary()
+
+
+def _sweeper() -> _Sweeper:
+    """The sweeper of the running event loop (sources of another loop never share it)."""
+    loop = anyio.lowlevel.current_token().native_token
+    s = _SWEEPERS.get(loop)
+    if s is None:
+        s = _SWEEPERS[loop] = _Sweeper()
+    return s

@@ -38,8 +38,7 @@ SPEC = ProbeSpec(
     bpf=Path(__file__).with_name("jbd2.bpf.c"),
     payload=PAYLOAD,
     decode=decode,
-    pages=8,
-    wakeup_events=1,  # a few commits per second: wake per commit
+    pages=8,  # a few commits per second: the shared sweep reads them, no wakeup per commit
     tracepoints=TRACEPOINTS,
 )
 

@@ -133,21 +133,28 @@ def sources_for_plan(
     plan: Plan,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     streams: Iterable[str] | None = None,
+    lateness: int | None = None,
 ) -> LiveSet:
     """The live sources a plan needs; unavailable streams make their rules inactive.
 
     `streams` (default: what the rules read) may add streams rules only look at,
     such as `explain` candidates; missing ones of those make no rule inactive.
+    `lateness` (ns, the clock's; default 50 ms) sets how often the drain sweeps its
+    rings: a lone event reaches the bus within it (`probes.drain.sweep_for`).
     """
+    from .drain import DEFAULT_LATENESS_NS, sweep_for
+
     opts: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (options or {}).items()}
     floor = latency_floor(plan, "sched.runq")
     if floor:
         opts.setdefault("sched.runq", {}).setdefault("min_latency", floor)
-    # Every context switch is a sample: a 10 ms sweep reads a few samples ~90 times a
-    # second on an idle host. 25 ms halves that (an idle watch: ~11% -> ~9% of a CPU)
-    # and stays inside the default 50 ms lateness; a burst still wakes the drain at
-    # the ring's byte watermark.
-    opts.setdefault("sched.runq", {}).setdefault("sweep", 0.025)
-    live = open_streams(plan.streams if streams is None else streams, opts)
+    wanted = set(plan.streams if streams is None else streams)
+    sweep, idle = sweep_for(DEFAULT_LATENESS_NS if lateness is None else lateness)
+    for s in wanted - DRAIN_STREAMS:  # pollers ignore these; they keep their interval
+        o = opts.setdefault(s, {})
+        if "sweep" not in o:
+            o.setdefault("sweep_idle", idle)
+            o["sweep"] = sweep
+    live = open_streams(wanted, opts)
     live.inactive = inactive_rules(plan.rules, live.unavailable)
     return live

@@ -117,11 +117,14 @@ def decode_records(chunk: np.ndarray, rec_dtype: np.dtype) -> RingRead:
 
 @dataclass(slots=True)
 class RingRead:
-    """What one read of a ring gave: payload records (may be empty), samples lost, misfits."""
+    """What one read of a ring gave: payload records (may be empty), samples lost, misfits,
+    and whether the ring was (nearly) full when read: the only state in which the
+    kernel refuses a sample, so the drain reads the loss counters after such a read."""
 
     payload: np.ndarray
     lost: int
     bad: int
+    full: bool = False
 
 
 def _perf_event_open(cpu: int, wakeup: int, watermark: bool) -> int:
@@ -202,6 +205,8 @@ class PerfRing:
         else:
             chunk = np.concatenate((data[start:], data[: start + n - self.size]))
         out = decode_records(chunk, self.rec_dtype)
+        # room for less than two samples and a LOST record: a sample may have been refused
+        out.full = self.size - n < 2 * self.rec_size + 64
         hdr[_TAIL] = head  # hands the space back to the kernel
         return out
 

@@ -1,4 +1,5 @@
-"""The drain's logic with fake rings (no kernel): ordering, loss accounting, progress."""
+"""The drain's logic with fake rings (no kernel): ordering, loss accounting, progress,
+and the one sweeper every probe on an event loop shares."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import numpy as np
+import pytest
 
 from engine.batch import Batch
-from probes.drain import BccProbeSource, ProbeSpec
+from probes.drain import BccProbeSource, ProbeSpec, sweep_for
 from probes.jbd2 import PAYLOAD, decode
 from probes.perf_ring import RingRead
 
@@ -26,6 +29,7 @@ class FakeRing:
         self.closed = False
 
     def pending(self) -> int:
+        """Like a real ring: the sweeper reads only a ring whose head moved."""
         return 1 if self.script else 0
 
     def read(self) -> RingRead:
@@ -63,9 +67,11 @@ def commits(starts: list[int]) -> np.ndarray:
     return p
 
 
-def make() -> tuple[BccProbeSource, FakeProgram, list[FakeRing]]:
-    spec = ProbeSpec("fake", "fs.commit", Path("/nonexistent.bpf.c"), PAYLOAD, decode)
-    src = BccProbeSource(spec, {"sweep": 0.002, "lost_poll": 0.01})
+def make(
+    options: dict[str, float] | None = None, name: str = "fake", decoder: Any = decode
+) -> tuple[BccProbeSource, FakeProgram, list[FakeRing]]:
+    spec = ProbeSpec(name, "fs.commit", Path("/nonexistent.bpf.c"), PAYLOAD, decoder)
+    src = BccProbeSource(spec, {"sweep": 0.002, "lost_poll": 0.01} if options is None else options)
     prog = FakeProgram(2)
     prog.lost = [5, 0]  # refused before the rings were installed: not a loss
     rings = [FakeRing(0), FakeRing(1)]
@@ -154,3 +160,117 @@ async def test_a_sweep_emits_one_sorted_batch_for_all_rings() -> None:
         tg.cancel_scope.cancel()
     data = [b for b in got if b.stream == "fs.commit"]
     assert [b.ts.tolist() for b in data] == [[1, 3, 5]]
+
+
+def _leaves(e: BaseException) -> list[BaseException]:
+    if isinstance(e, BaseExceptionGroup):
+        return [x for sub in e.exceptions for x in _leaves(sub)]
+    return [e]
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.got: list[Batch] = []
+
+    async def __call__(self, b: Batch) -> None:
+        self.got.append(b)
+
+    def ts(self, stream: str = "fs.commit") -> list[int]:
+        return [t for b in self.got if b.stream == stream for t in b.ts.tolist()]
+
+    def lost(self) -> int:
+        return sum(int(b.columns["count"].sum()) for b in self.got if b.stream == "lost")
+
+
+async def test_one_sweeper_sweeps_every_probe_at_the_shortest_period() -> None:
+    fast, _, _ = make({"sweep": 0.005, "lost_poll": 60.0})
+    slow, _, slow_rings = make({"sweep": 60.0, "lost_poll": 60.0}, name="slow")
+    out = Collect()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(slow.run, out)  # joins first and leads with a 60 s period...
+        await anyio.sleep(0.02)
+        tg.start_soon(fast.run, out)  # ...until a member asks for less
+        await anyio.sleep(0.02)
+        slow_rings[1].script.append(RingRead(commits([7]), 0, 0))  # no fd wakeup
+        await anyio.sleep(0.2)
+        assert out.ts() == [7], "the slow probe's ring is swept with the fast one's"
+        tg.cancel_scope.cancel()
+
+
+async def test_the_sweep_goes_on_when_its_leader_stops() -> None:
+    first, _, _ = make({"sweep": 0.005, "lost_poll": 60.0})
+    second, _, rings = make({"sweep": 0.005, "lost_poll": 60.0}, name="second")
+    out = Collect()
+    async with anyio.create_task_group() as tg:
+        first_scope = anyio.CancelScope()
+
+        async def run_first() -> None:
+            with first_scope:
+                await first.run(out)
+
+        tg.start_soon(run_first)
+        await anyio.sleep(0.02)
+        tg.start_soon(second.run, out)
+        await anyio.sleep(0.02)
+        first_scope.cancel()  # the leader leaves
+        await anyio.sleep(0.02)
+        rings[0].script.append(RingRead(commits([3]), 0, 0))
+        await anyio.sleep(0.2)
+        assert out.ts() == [3], "another member took the sweep over"
+        tg.cancel_scope.cancel()
+
+
+async def test_a_probe_failing_in_the_shared_sweep_fails_its_own_run() -> None:
+    def broken(p: np.ndarray) -> Batch:
+        raise ValueError("bad sample")
+
+    good, _, good_rings = make({"sweep": 0.005, "lost_poll": 60.0})
+    bad, _, bad_rings = make({"sweep": 0.005, "lost_poll": 60.0}, name="bad", decoder=broken)
+    out = Collect()
+    failed: list[BaseException] = []
+
+    async def run_bad() -> None:
+        try:
+            await bad.run(out)
+        except* ValueError as group:
+            failed.extend(_leaves(group))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(good.run, out)  # the leader: the bad probe is swept from its task
+        await anyio.sleep(0.02)
+        tg.start_soon(run_bad)
+        await anyio.sleep(0.02)
+        bad_rings[0].script.append(RingRead(commits([1]), 0, 0))
+        await anyio.sleep(0.1)
+        assert [str(e) for e in failed] == ["bad sample"]
+        good_rings[0].script.append(RingRead(commits([2]), 0, 0))
+        await anyio.sleep(0.1)
+        assert out.ts() == [2], "the other probe is still drained"
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("full", [True, False])
+async def test_loss_counters_are_read_when_a_ring_was_full(full: bool) -> None:
+    src, prog, rings = make({"sweep": 0.005, "lost_poll": 60.0})
+    out = Collect()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(src.run, out)
+        await anyio.sleep(0.05)  # the first sweep's safety poll is behind us
+        rings[0].script.append(RingRead(commits([1]), 0, 0, full=full))
+        prog.lost[0] += 3  # refused at the end of a burst: no LOST record in the ring
+        await anyio.sleep(0.1)
+        assert out.lost() == (3 if full else 0)
+        tg.cancel_scope.cancel()
+    assert out.lost() == 3, "the stop reads the counters whatever was seen"
+
+
+def test_idle_rings_back_off_within_the_lateness() -> None:
+    sweep, idle = sweep_for(50_000_000)
+    assert sweep < idle < 0.05, "a lone event reaches the bus within the 50 ms lateness"
+    src, _, _ = make({})
+    assert src.sweep_period() == sweep
+    src._busy = False
+    assert src.sweep_period() == idle
+    fixed, _, _ = make({"sweep": 0.01})
+    fixed._busy = False
+    assert fixed.sweep_period() == 0.01, "an explicit sweep is kept"
