@@ -27,6 +27,7 @@ from .source import Source
 
 __all__ = ["EvaluatorLike", "PipelineResult", "Router", "run_pipeline"]
 
+
 class EvaluatorLike(Protocol):
     def push(self, batch: Batch) -> None: ...
 

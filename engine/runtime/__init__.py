@@ -5,6 +5,7 @@ builds findings; `streams`/`history` keep per-stream columns (with `where` masks
 key codes computed once at ingest); `keys` maps `by` values to dense codes; `scope`
 reads one rule's rows per window and evaluates its condition for every key at once;
 `aggregates` are the grouped numpy kernels, `incremental` their sliding shortcuts;
+`bulk` decides many steps of a rule at once from counts per (window, key);
 `windows`/`triggers` decide when a step or trigger window is due and when a key fires;
 `evidence`, `summary`, `occurrences` (explain input) fill in the finding.
 """

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["FUNCS", "aggregate", "percentile_rank"]
+__all__ = ["FUNCS", "aggregate", "percentile_rank", "rank_of"]
 
 FUNCS = frozenset(
     {
@@ -33,6 +33,8 @@ FUNCS = frozenset(
 )
 
 _NS_PER_S = 1e9
+_I64_MAX = int(np.iinfo(np.int64).max)
+_I64_MIN = int(np.iinfo(np.int64).min)
 
 
 @functools.lru_cache(maxsize=256)
@@ -47,8 +49,15 @@ def percentile_rank(q: float, n: np.ndarray) -> np.ndarray:
     Exact so that p99 of 100 values is rank 99, not 100 through float round-off.
     """
     num, den = _rational(q)
-    r = -((-(n.astype(np.int64) * num)) // den)
-    return np.clip(r, 1, np.maximum(n, 1))
+    n = n.astype(np.int64)
+    r = -((-(n * num)) // den)
+    return np.minimum(np.maximum(r, 1), np.maximum(n, 1))
+
+
+def rank_of(q: float, n: int) -> int:
+    """percentile_rank for one count, in plain integers (no array round trip)."""
+    num, den = _rational(q)
+    return min(max(-((-n * num) // den), 1), max(n, 1))
 
 
 def _counts(gid: np.ndarray, ngroups: int) -> np.ndarray:
@@ -82,8 +91,8 @@ def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 def _time_spread(ts: np.ndarray, gid: np.ndarray, ngroups: int) -> np.ndarray:
     """True for groups with at least two rows at distinct times."""
-    lo = np.full(ngroups, np.iinfo(np.int64).max, dtype=np.int64)
-    hi = np.full(ngroups, np.iinfo(np.int64).min, dtype=np.int64)
+    lo = np.full(ngroups, _I64_MAX, dtype=np.int64)
+    hi = np.full(ngroups, _I64_MIN, dtype=np.int64)
     np.minimum.at(lo, gid, ts)
     np.maximum.at(hi, gid, ts)
     return hi > lo

@@ -3,6 +3,13 @@
 Pure: batches in, findings out, time from the events and the watermark only (no
 awaits, no wall clock), so live, replay and tests share it. Each stream's history
 is kept columnar for as long as any window, late trigger or baseline can reach it.
+
+Steps cost what changed: many due steps of a rule are decided at once when its
+condition allows (bulk.py); a step whose windows hold exactly the previous step's
+rows reuses its outcome (a watchdog steps every rule at every tick), and skips
+even the alive-groups lookup when nothing held; steps with empty windows are
+skipped. Aggregate values are computed only when the condition reads them, and
+all of them only for findings.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from ..batch import Batch
 from ..dsl.plan import CompiledRule, Plan
 from ..findings import ExplainEntry, Finding
 from ..model import CATALOG
+from .bulk import BulkPlan, bulk_held, bulk_plan
 from .evidence import evidence_for
 from .groups import MIN_TTL, GroupLife
 from .occurrences import (
@@ -29,7 +37,7 @@ from .occurrences import (
 )
 from .periodic import PeriodicDetector
 from .predicates import pred_mask
-from .scope import RuleScope, eval_cond
+from .scope import AggValues, RuleScope, eval_cond
 from .streams import KeyRegistry, StreamStore
 from .summary import render_summary
 from .triggers import Occurrence, PendingTriggers, trigger_windows
@@ -40,6 +48,9 @@ __all__ = ["Evaluator"]
 _INF = math.inf
 _END_OF_INPUT = 2**63 - 1
 _FLUSH_ROWS = 65536  # buffered rows per stream before ingesting regardless
+_BULK_STEPS = 64  # steps of a rule decided at once, at most
+_NO_GROUPS = np.zeros(0, dtype=np.int64)
+_NO_HELD = np.zeros(0, dtype=bool)
 
 
 @dataclass(slots=True)
@@ -51,6 +62,12 @@ class _Rule:
     sliding: Sliding | None = None
     pending: PendingTriggers | None = None
     horizon: int = 0  # sliding: how far back a step's windows reach
+    bulk: BulkPlan | None = None  # sliding: how to decide many steps at once
+    # sliding: (stream, window length) of each aggregate, None if a value depends on
+    # the step's time itself (predict); the last step's (t, appends, groups, held)
+    windows: tuple[tuple[str, int], ...] | None = None
+    reads_sorted: tuple[str, ...] = ()
+    memo: tuple[int, tuple[int, ...], np.ndarray, np.ndarray] | None = None
     life: GroupLife | None = None  # keyed rules: which groups are alive
     ttl: int = 0  # how long an idle group is kept
     cooldown: dict[tuple[Any, ...], int] = field(default_factory=dict)
@@ -131,6 +148,17 @@ class Evaluator:
                 rule, scope, reads, span + rule.baseline, sliding=Sliding(self.tick, rule.for_)
             )
             rs.horizon = span
+            rs.bulk = bulk_plan(rule)
+            rs.reads_sorted = tuple(sorted(reads))
+            if all(a.func != "predict" for a in rule.aggregates):
+                rs.windows = tuple(
+                    sorted(
+                        {
+                            (a.stream, a.over if a.over is not None else window)
+                            for a in rule.aggregates
+                        }
+                    )
+                )
             for s in reads:
                 self._readers_of.setdefault(s, []).append(rs)
         else:
@@ -312,38 +340,129 @@ class Evaluator:
         assert sl is not None
         scope = rs.scope
         over = rs.rule.over or 0
+        tick = self.tick
+        # Steps decided at once, [chunk_t0, chunk_end): held per step and key code,
+        # and whether any key holds at each (None: decided one by one).
+        chunk: np.ndarray | None = None
+        chunk_any: list[bool] = []
+        chunk_t0 = chunk_end = chunk_keys = 0
         while sl.due(limit):
             t = sl.next_step
             assert t is not None
             self._stats["evaluations"] += 1
+            if rs.bulk is not None and not chunk_t0 <= t < chunk_end:
+                steps = _BULK_STEPS
+                if limit != _INF:
+                    steps = min(steps, (int(limit) - t) // tick + 1)
+                chunk = bulk_held(scope, rs.bulk, t, steps, tick) if steps > 2 else None
+                chunk_t0, chunk_end = t, t + steps * tick
+                if chunk is not None:
+                    chunk_any = [bool(x) for x in np.asarray(chunk.any(axis=1))]
+                    chunk_keys = int(chunk.shape[1])
+            row = (t - chunk_t0) // tick if chunk is not None and chunk_t0 <= t < chunk_end else -1
+            if row >= 0 and not chunk_any[row] and not self._capped(rs):
+                # No key holds: which keys are alive does not matter.
+                sl.update(t, _NO_GROUPS, _NO_HELD)
+                self._next(rs, t, limit, _NO_GROUPS, _NO_HELD)
+                continue
+            stamp = self._stamp(rs) if row < 0 else None
+            same = stamp is not None and self._unchanged(rs, t, stamp)
+            if (
+                same
+                and sl.runs == 0
+                and rs.memo is not None
+                and not rs.memo[3].any()
+                and not self._capped(rs)
+            ):
+                # Nothing held at the previous step and no row moved since: nothing
+                # holds now either, whichever keys are alive (a new one needs a row).
+                rs.memo = (t, stamp, rs.memo[2], rs.memo[3])  # type: ignore[assignment]
+                self._next(rs, t, limit, _NO_GROUPS, _NO_HELD)
+                continue
             if rs.life is not None:
                 groups = rs.life.groups(t)
             else:
                 groups = scope.groups(t - rs.horizon, t, None)
             if groups.shape[0] == 0:
-                sl.update(t, groups, np.zeros(0, dtype=bool))
+                sl.update(t, groups, _NO_HELD)
                 sl.next_step = self._next_busy_step(rs, t, limit)
                 continue
-            vals = scope.agg_values(t - over, t, None, groups, tick=self.tick)
-            held = eval_cond(rs.rule.cond, vals, groups.shape[0])
-            outcome = sl.update(t, groups, held)
-            codes = groups.tolist()
-            pos = {c: i for i, c in enumerate(codes)} if (outcome.started or outcome.ready) else {}
-            for c in outcome.started:
-                self._episode(rs, t, pos[c], c, vals, out)
-            if rs.rule.periodic is None and outcome.ready:
-                fire = [(pos[c], c, None) for c in outcome.ready]
-                self._fire(rs, t - over, t, fire, vals, None, out)
-            if self._settled(rs, groups, held) and self._idle(rs, t):
-                nxt = self._next_busy_step(rs, t, limit)
-                if rs.life is not None:
-                    # A group forgotten meanwhile drops its run: step there.
-                    change = rs.life.next_change(t)
-                    if change is not None:
-                        nxt = max(t + self.tick, min(nxt, ceil_tick(change, self.tick)))
-                sl.next_step = nxt
+            vals = scope.values(t - over, t, None, groups, tick=tick)
+            if row >= 0 and int(groups[-1]) < chunk_keys:  # codes sorted; none new since
+                assert chunk is not None
+                held = chunk[row][groups]
             else:
-                sl.next_step = t + self.tick
+                if same and rs.memo is not None and np.array_equal(rs.memo[2], groups):
+                    held = rs.memo[3]
+                else:
+                    held = eval_cond(rs.rule.cond, vals, groups.shape[0])
+                rs.memo = None if stamp is None else (t, stamp, groups, held)
+            outcome = sl.update(t, groups, held)
+            if outcome.started or outcome.ready:
+                pos = {c: i for i, c in enumerate(groups.tolist())}
+                for c in outcome.started:
+                    self._episode(rs, t, pos[c], c, vals, out)
+                if rs.rule.periodic is None and outcome.ready:
+                    fire = [(pos[c], c, None) for c in outcome.ready]
+                    self._fire(rs, t - over, t, fire, vals, None, out)
+            self._next(rs, t, limit, groups, held)
+
+    def _next(
+        self, rs: _Rule, t: int, limit: int | float, groups: np.ndarray, held: np.ndarray
+    ) -> None:
+        """The step after t: the next tick, or further when nothing can change before."""
+        sl = rs.sliding
+        assert sl is not None
+        if self._settled(rs, groups, held) and self._idle(rs, t):
+            nxt = self._next_busy_step(rs, t, limit)
+            if rs.life is not None:
+                # A group forgotten meanwhile drops its run: step there.
+                change = rs.life.next_change(t)
+                if change is not None:
+                    nxt = max(t + self.tick, min(nxt, ceil_tick(change, self.tick)))
+            sl.next_step = nxt
+        else:
+            sl.next_step = t + self.tick
+
+    @staticmethod
+    def _capped(rs: _Rule) -> bool:
+        """May the rule have more groups than its cap (asking which are alive then
+        counts evictions, so it is asked at every step)?"""
+        return rs.life is not None and rs.life.index.size > rs.life.cap
+
+    def _stamp(self, rs: _Rule) -> tuple[int, ...] | None:
+        """Appends so far to each stream the condition reads (None: never reuse a step)."""
+        if rs.windows is None:
+            return None
+        out = []
+        for s in rs.reads_sorted:
+            h = self._stores[s].history
+            assert h is not None
+            out.append(h.appends)
+        return tuple(out)
+
+    def _unchanged(self, rs: _Rule, t: int, stamp: tuple[int, ...]) -> bool:
+        """Would step t see exactly the rows of the previous step's windows?
+
+        The previous step is the tick before, no rows were added since, and none
+        entered or left any aggregate window between the two steps. (A watchdog steps
+        every rule at every tick, mostly with nothing new: those steps reuse the
+        previous outcome.) Rows of the previous windows cannot have expired: history
+        is kept a margin beyond the longest window.
+        """
+        memo = rs.memo
+        if memo is None or memo[0] != t - self.tick or memo[1] != stamp:
+            return False
+        prev = memo[0]
+        assert rs.windows is not None
+        for s, span in rs.windows:
+            h = self._stores[s].history
+            assert h is not None
+            if h.index(prev, "right") != h.index(t, "right"):
+                return False
+            if h.index(prev - span, "left") != h.index(t - span, "left"):
+                return False
+        return True
 
     def _settled(self, rs: _Rule, groups: np.ndarray, held: np.ndarray) -> bool:
         """Would repeating this step's outcome change nothing (every held run has fired)?"""
@@ -381,7 +500,7 @@ class Evaluator:
         return max(t + self.tick, ceil_tick(nxt, self.tick))
 
     def _episode(
-        self, rs: _Rule, t: int, i: int, code: int, vals: list[np.ndarray], out: list[Finding]
+        self, rs: _Rule, t: int, i: int, code: int, vals: AggValues, out: list[Finding]
     ) -> None:
         """A run of held steps began at t for this key (periodic and explain episodes)."""
         key = rs.scope.key_of(code, None)
@@ -413,7 +532,7 @@ class Evaluator:
             groups = np.union1d(groups, rs.life.groups(we))
         if groups.shape[0] == 0:
             return
-        vals = scope.agg_values(ws, we, occ.tvals, groups)
+        vals = scope.values(ws, we, occ.tvals, groups)
         held = eval_cond(rs.rule.cond, vals, groups.shape[0])
         codes = groups.tolist()
         fire = [(i, codes[i], None) for i in np.flatnonzero(held).tolist()]
@@ -427,7 +546,7 @@ class Evaluator:
         ws: int,
         we: int,
         fire: Sequence[tuple[int, int, tuple[int, list[int]] | None]],
-        vals: list[np.ndarray],
+        vals: AggValues,
         occ: Occurrence | None,
         out: list[Finding],
     ) -> None:
@@ -458,11 +577,12 @@ class Evaluator:
         trigger = occ.event() if occ is not None else None
         lost = self._lost(ws, we)
         labels = dict(rule.labels) if rule.labels else None
+        values = vals.all()
         for (i, _, hit, key), ev in zip(keep, evidence, strict=True):
             kt = tuple(key.values())
             if occ is not None and rule.explain is not None:
                 self._add_episode(rs, kt, ws)
-            agg = [_none_if_nan(float(v[i])) for v in vals]
+            agg = [_none_if_nan(float(v[i])) for v in values]
             f = Finding(
                 rule=rule.name,
                 severity=rule.severity,
@@ -547,7 +667,8 @@ class Evaluator:
         if (
             wm == _INF
             or wm == -_INF
-            or wm - self._last_expiry < max(self.retention // 4, self.tick)
+            # At most every 30 s: rows past their retention wait for it (and cost memory).
+            or wm - self._last_expiry < max(min(self.retention // 4, 30_000_000_000), self.tick)
         ):
             return
         self._last_expiry = wm

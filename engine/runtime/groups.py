@@ -84,11 +84,36 @@ class GroupLife:
         dl = np.where(seen, last + self._ttl(n), _NEVER)
         return seen & (dl >= t), last
 
+    def _alive(self, t: int) -> np.ndarray:
+        """Alive at t before the cap, as _state's but without folding every pending
+        row's time into `last` (a fancy assignment instead of a maximum.at per step)."""
+        last = self._last()
+        n = last.shape[0]
+        ext = int(self._ext.max(initial=0))
+        if ext <= self.ttl:
+            mask = (last != _NEVER) & (last >= t - self.ttl)
+        else:
+            ttl = self._ttl(n)
+            mask = (last != _NEVER) & (last + ttl >= t)
+        for s in self.seen:
+            c, ts = s.recent(t - max(self.ttl, ext), t)
+            if not c.shape[0]:
+                continue
+            if ext > self.ttl:
+                ok = c < n
+                c, ts = c[ok], ts[ok]
+                c = c[ts + self._ttl(n)[c] >= t]
+            elif int(c.max()) >= n:
+                c = c[c < n]
+            mask[c] = True
+        return mask
+
     def alive(self, t: int) -> np.ndarray:
         """Bool per code: the group exists at t (seen at or before t, not idle too long)."""
-        mask, last = self._state(t)
+        mask = self._alive(t)
         count = int(np.count_nonzero(mask))
         if count > self.cap:
+            mask, last = self._state(t)
             codes = np.flatnonzero(mask)
             # Least recently seen beyond the cap are evicted.
             order = np.argpartition(-last[codes], self.cap - 1)

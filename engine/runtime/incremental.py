@@ -1,19 +1,21 @@
-"""Sorted values of a sliding window per key, updated by the rows entering and leaving.
+"""Sliding windows kept up to date by the rows entering and leaving, step after step.
 
 A percentile over a long `over` (p50 over 5m at every 100ms step) would otherwise
 re-select among every row of the window at each step. Steps only move forward, so
-each key's sorted values change by a few rows at each end: O(rows moved) work plus
-one linear copy per changed key instead of a selection over the whole window.
+each key's window changes by a few rows at each end. Only a band of sorted values
+around the wanted rank is kept, with counts of the values below and above it: a
+step costs O(rows moved + band), not a copy of the whole window; a key whose rank
+leaves its band (or whose band grows too wide) is rebuilt from its rows. Exact.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 
-from .aggregates import percentile_rank
+from .aggregates import rank_of
 from .history import History
 
 __all__ = ["RunningSums", "SortedWindow"]
@@ -21,11 +23,20 @@ __all__ = ["RunningSums", "SortedWindow"]
 # (lo, hi, open_hi) -> (values, key codes or None) of the rows in [lo, hi] or [lo, hi)
 RowValues = Callable[[int, int, bool], tuple[np.ndarray, np.ndarray | None]]
 
+_MIN_HALF_BAND = 512  # values kept on each side of the rank, at least
 
-def _split(values: np.ndarray, codes: np.ndarray | None) -> Iterator[tuple[int, np.ndarray]]:
-    """(code, sorted values) per key; code 0 when rows are not keyed."""
+
+def _half_width(n: int) -> int:
+    return max(_MIN_HALF_BAND, n // 32)
+
+
+def _split(
+    values: np.ndarray, codes: np.ndarray | None, *, ordered: bool = True
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(code, values) per key, sorted unless not `ordered` and not keyed; code 0 when
+    rows are not keyed."""
     if codes is None:
-        yield 0, np.sort(values)
+        yield 0, np.sort(values) if ordered else values
         return
     if codes.shape[0] == 0:
         return
@@ -48,39 +59,81 @@ def _without(v: np.ndarray, leaving: np.ndarray) -> np.ndarray | None:
     return np.delete(v, pos)
 
 
-def _counted(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted values as (distinct values, counts)."""
-    if v.shape[0] == 0:
-        return v, np.empty(0, dtype=np.int64)
-    cut = np.empty(v.shape[0], dtype=bool)
-    cut[0] = True
-    np.not_equal(v[1:], v[:-1], out=cut[1:])
-    first = np.flatnonzero(cut)
-    return v[first], np.diff(np.append(first, v.shape[0]))
+class _Band:
+    """One key's window: `below` values < a, the sorted values in [a, b], `above` > b."""
+
+    __slots__ = ("a", "above", "b", "band", "below", "cap")
+
+    def __init__(self, s: np.ndarray, r: int) -> None:
+        """From the key's sorted values s, centred on rank r (1-based)."""
+        n = int(s.shape[0])
+        h = _half_width(n)
+        i0, i1 = r - 1 - h, r - 1 + h
+        self.a = -math.inf if i0 <= 0 else float(s[i0])
+        self.b = math.inf if i1 >= n - 1 else float(s[i1])
+        lo = 0 if i0 <= 0 else int(np.searchsorted(s, self.a, "left"))
+        hi = n if i1 >= n - 1 else int(np.searchsorted(s, self.b, "right"))
+        self.band = s[lo:hi].copy()
+        self.below = lo
+        self.above = n - hi
+        # Many equal values can make a band wide whatever its centre: recentre only
+        # once it has doubled past what a rebuild gives.
+        self.cap = max(4 * h + 2, 2 * (hi - lo))
+
+    @property
+    def n(self) -> int:
+        return self.below + int(self.band.shape[0]) + self.above
+
+    def _parts(self, v: np.ndarray) -> tuple[int, np.ndarray, int]:
+        """(count below a, sorted values in [a, b], count above b) of some values."""
+        under = int(np.count_nonzero(v < self.a)) if self.a != -math.inf else 0
+        over = int(np.count_nonzero(v > self.b)) if self.b != math.inf else 0
+        if under or over:
+            v = v[(v >= self.a) & (v <= self.b)]
+        return under, np.sort(v), over
+
+    def add(self, v: np.ndarray) -> None:
+        """Values entering (any order)."""
+        under, mid, over = self._parts(v)
+        self.below += under
+        self.above += over
+        if mid.shape[0]:
+            self.band = np.insert(self.band, np.searchsorted(self.band, mid), mid)
+
+    def remove(self, v: np.ndarray) -> bool:
+        """Values leaving (any order); False when one of them is not there."""
+        under, mid, over = self._parts(v)
+        self.below -= under
+        self.above -= over
+        if self.below < 0 or self.above < 0:
+            return False
+        if mid.shape[0]:
+            rest = _without(self.band, mid)
+            if rest is None:
+                return False
+            self.band = rest
+        return True
+
+    def holds(self, r: int) -> bool:
+        """Is rank r inside the band (and the band not grown too wide)?"""
+        return 0 <= r - 1 - self.below < self.band.shape[0] and self.band.shape[0] <= self.cap
 
 
 class SortedWindow:
-    """Per key, the window's values sorted.
+    """Per key, the band of the window's sorted values around the q-th percentile's rank."""
 
-    Windows holding few distinct values (queue depths, sizes, counts) are kept as
-    sorted distinct values with their counts, so a step touches arrays of distinct
-    values, not of rows; the others (latencies) as plain sorted values. Which one
-    is decided at each rebuild from the window's own values.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, q: float) -> None:
+        self.q = q
         self._lo: int | None = None
         self._hi = 0
         self._seen = 0
-        self.counted = False
-        self.groups: dict[int, Any] = {}  # sorted values, or (distinct values, counts)
+        self.keys: dict[int, _Band] = {}
+        self.rebuilds = 0  # keys rebuilt from their rows (whole-window rebuilds included)
 
-    def values(self, code: int) -> np.ndarray:
-        """The sorted values of one key (empty when it has none)."""
-        g = self.groups.get(code)
-        if g is None:
-            return np.empty(0)
-        return np.repeat(g[0], g[1]) if self.counted else g
+    def count(self, code: int) -> int:
+        """Number of values of one key in the window."""
+        b = self.keys.get(code)
+        return 0 if b is None else b.n
 
     def update(self, rows: RowValues, lo: int, hi: int, history: History) -> None:
         """Make the window [lo, hi].
@@ -93,102 +146,75 @@ class SortedWindow:
         if behind or plo is None or lo < plo or hi < self._hi or lo > self._hi:
             self._rebuild(rows, lo, hi)
         else:
-            if lo > plo and not self._remove(*rows(plo, lo, True)):
+            touched: set[int] = set()
+            ok = True
+            if lo > plo:
+                ok = self._remove(*rows(plo, lo, True), touched)
+            if ok and hi > self._hi:
+                self._insert(*rows(self._hi + 1, hi, False), touched)
+            if not ok:
                 self._rebuild(rows, lo, hi)
-            elif hi > self._hi:
-                self._insert(*rows(self._hi + 1, hi, False))
+            else:
+                miss = [c for c in touched if not self._holds(c)]
+                if miss:
+                    self._rebuild_keys(rows, lo, hi, miss)
         self._lo, self._hi, self._seen = lo, hi, history.appends
+
+    def _holds(self, code: int) -> bool:
+        b = self.keys.get(code)
+        return b is None or b.holds(rank_of(self.q, b.n))
 
     def _rebuild(self, rows: RowValues, lo: int, hi: int) -> None:
         v, c = rows(lo, hi, False)
-        plain = {code: vals for code, vals in _split(v, c) if vals.shape[0]}
-        counted = {code: _counted(vals) for code, vals in plain.items()}
-        distinct = sum(int(u.shape[0]) for u, _ in counted.values())
-        self.counted = 4 * distinct <= v.shape[0]
-        self.groups = counted if self.counted else plain
+        self.keys = {
+            code: _Band(s, rank_of(self.q, int(s.shape[0])))
+            for code, s in _split(v, c)
+            if s.shape[0]
+        }
+        self.rebuilds += len(self.keys)
 
-    def _remove(self, values: np.ndarray, codes: np.ndarray | None) -> bool:
+    def _rebuild_keys(self, rows: RowValues, lo: int, hi: int, codes: list[int]) -> None:
+        v, c = rows(lo, hi, False)
+        if c is not None:
+            m = np.isin(c, np.asarray(codes, dtype=np.int64))
+            v, c = v[m], c[m]
+        for code, s in _split(v, c):
+            self.keys[code] = _Band(s, rank_of(self.q, int(s.shape[0])))
+            self.rebuilds += 1
+
+    def _remove(self, values: np.ndarray, codes: np.ndarray | None, touched: set[int]) -> bool:
         if values.shape[0] == 0:
             return True
-        if not self.counted:
-            return self._remove_plain(values, codes)
-        for code, leaving in _split(values, codes):
-            g = self.groups.get(code)
-            if g is None:
+        for code, leaving in _split(values, codes, ordered=False):
+            b = self.keys.get(code)
+            if b is None or not b.remove(leaving):
                 return False
-            u, c = g
-            lu, lc = _counted(leaving)
-            idx = np.searchsorted(u, lu)
-            if idx[-1] >= u.shape[0] or not np.array_equal(u[idx], lu):
-                return False
-            c = c.copy()
-            c[idx] -= lc
-            if (c[idx] < 0).any():
-                return False
-            if (c[idx] == 0).any():
-                keep = c > 0
-                u, c = u[keep], c[keep]
-            if u.shape[0]:
-                self.groups[code] = (u, c)
+            if b.n == 0:
+                del self.keys[code]
             else:
-                del self.groups[code]
+                touched.add(code)
         return True
 
-    def _remove_plain(self, values: np.ndarray, codes: np.ndarray | None) -> bool:
-        for code, leaving in _split(values, codes):
-            v = self.groups.get(code)
-            rest = None if v is None else _without(v, leaving)
-            if rest is None:
-                return False
-            if rest.shape[0]:
-                self.groups[code] = rest
-            else:
-                del self.groups[code]
-        return True
-
-    def _insert(self, values: np.ndarray, codes: np.ndarray | None) -> None:
+    def _insert(self, values: np.ndarray, codes: np.ndarray | None, touched: set[int]) -> None:
         if values.shape[0] == 0:
             return
-        if not self.counted:
-            for code, entering in _split(values, codes):
-                v = self.groups.get(code)
-                if v is None:
-                    self.groups[code] = entering
-                else:
-                    self.groups[code] = np.insert(v, np.searchsorted(v, entering), entering)
-            return
-        for code, entering in _split(values, codes):
-            eu, ec = _counted(entering)
-            g = self.groups.get(code)
-            if g is None:
-                self.groups[code] = (eu, ec)
-                continue
-            u, c = g
-            idx = np.searchsorted(u, eu)
-            here = idx < u.shape[0]
-            here[here] = u[idx[here]] == eu[here]
-            c = c.copy()
-            c[idx[here]] += ec[here]
-            if not here.all():
-                new = ~here
-                u = np.insert(u, idx[new], eu[new])
-                c = np.insert(c, idx[new], ec[new])
-            self.groups[code] = (u, c)
-
-    def percentile(self, q: float, codes: np.ndarray) -> np.ndarray:
-        """Nearest-rank percentile per requested key code (NaN for an empty key)."""
-        out = np.full(codes.shape[0], np.nan)
-        for i, code in enumerate(codes.tolist()):
-            g = self.groups.get(code)
-            if g is None:
-                continue
-            if not self.counted:
-                n = g.shape[0]
-                out[i] = g[int(percentile_rank(q, np.array([n]))[0]) - 1]
+        for code, entering in _split(values, codes, ordered=False):
+            b = self.keys.get(code)
+            if b is None:
+                s = np.sort(entering)
+                self.keys[code] = _Band(s, rank_of(self.q, int(s.shape[0])))
             else:
-                cum = np.cumsum(g[1])
-                r = int(percentile_rank(q, cum[-1:])[0])
-                out[i] = g[0][int(np.searchsorted(cum, r, "left"))]
+                b.add(entering)
+                touched.add(code)
+
+    def percentile(self, codes: np.ndarray) -> np.ndarray:
+        """Nearest-rank q-th percentile per requested key code (NaN for an empty key)."""
+        out = np.full(codes.shape[0], np.nan)
+        keys = self.keys
+        for i, code in enumerate(codes.tolist()):
+            b = keys.get(code)
+            if b is not None:
+                out[i] = b.band[rank_of(self.q, b.n) - 1 - b.below]
         return out
 
 

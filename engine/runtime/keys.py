@@ -8,12 +8,13 @@ reused, which keeps every per-code array bounded under key churn.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["KeyIndex", "SeenTimes", "absent_mask"]
+__all__ = ["KeyIndex", "SeenTimes", "absent_mask", "factorize", "factorized"]
 
 _NEVER = np.iinfo(np.int64).min
 _FREED = np.iinfo(np.int64).max  # never "before" any cutoff, so released only once
@@ -24,6 +25,31 @@ def absent_mask(col: np.ndarray) -> np.ndarray:
     if col.dtype == object:
         return np.fromiter((v is None for v in col), dtype=bool, count=col.shape[0])
     return np.isnan(col)
+
+
+# Object columns factorized lately, by id (while the column lives): a batch's `op`
+# is read by several `where` predicates and its `dev` by key columns; one pass each.
+_FACTORS: dict[int, tuple[weakref.ref[np.ndarray], np.ndarray, list[Any]]] = {}
+_CACHE_MIN_ROWS = 256
+
+
+def factorize(col: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Local codes (-1 = absent, read-only) and distinct values of one column."""
+    k = id(col)
+    hit = _FACTORS.get(k)
+    if hit is not None and hit[0]() is col:
+        return hit[1], hit[2]
+    codes, uniq = _factorize(col)
+    codes.flags.writeable = False
+    if col.dtype == object and col.shape[0] >= _CACHE_MIN_ROWS:
+        _FACTORS[k] = (weakref.ref(col, lambda _, k=k: _FACTORS.pop(k, None)), codes, uniq)  # type: ignore[misc]
+    return codes, uniq
+
+
+def factorized(col: np.ndarray) -> bool:
+    """Is this column's factorization at hand (a table lookup away)?"""
+    hit = _FACTORS.get(id(col))
+    return hit is not None and hit[0]() is col
 
 
 def _factorize(col: np.ndarray) -> tuple[np.ndarray, list[Any]]:
@@ -95,7 +121,7 @@ class KeyIndex:
         n = ts.shape[0]
         if n == 0:
             return np.empty(0, dtype=np.int64)
-        parts = [_factorize(c) for c in columns]
+        parts = [factorize(c) for c in columns]
         if len(parts) == 1:
             local, uniq = parts[0]
             table = np.fromiter((self._intern((u,)) for u in uniq), np.int64, len(uniq))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ..dsl.plan import Pred, PredBool, PredCompare, PredIn, PredMatch, PredNot
+from .keys import factorize, factorized
 
 __all__ = ["pred_fields", "pred_mask"]
 
@@ -41,8 +42,10 @@ def pred_fields(pred: Pred) -> set[str]:
 
 
 def _per_distinct(col: np.ndarray, fn: Callable[[Any], bool]) -> np.ndarray:
-    table = {v: (v is not None and bool(fn(v))) for v in set(col.tolist())}
-    return np.fromiter(map(table.__getitem__, col.tolist()), dtype=bool, count=col.shape[0])
+    codes, uniq = factorize(col)  # shared with the other predicates and keys of the batch
+    # One slot per distinct value, then False for absent ones (code -1).
+    table = np.fromiter((bool(fn(v)) for v in uniq), dtype=bool, count=len(uniq))
+    return np.append(table, False)[codes]
 
 
 def pred_mask(pred: Pred, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray:
@@ -74,6 +77,11 @@ def pred_mask(pred: Pred, columns: Mapping[str, np.ndarray], n: int) -> np.ndarr
     if col.dtype == object:
         if not isinstance(value, str):
             return np.zeros(n, dtype=bool)
+        if pred.op in ("==", "!=") and not factorized(col):
+            # One vectorized comparison beats hashing every value (strings are not
+            # shared objects); `!=` leaves out absent values.
+            eq = np.asarray(col == value, dtype=bool)
+            return eq if pred.op == "==" else ~eq & np.not_equal(col, cast(Any, None))
         return _per_distinct(col, lambda v: isinstance(v, str) and op(v, value))
     if isinstance(value, str):
         return np.zeros(n, dtype=bool)

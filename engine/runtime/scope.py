@@ -11,9 +11,10 @@ form the groups, taken from the condition streams that carry all of them.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -21,13 +22,13 @@ from ..dsl.plan import AggRef, AggSpec, Arith, BoolOp, Compare, CompiledRule, Co
 from ..dsl.plan import ValueExpr as ValueExprT
 from ..model import CATALOG
 from ..units import Kind
-from .aggregates import aggregate
+from .aggregates import aggregate, percentile_rank, rank_of
 from .history import History
 from .incremental import RunningSums, SortedWindow
 from .keys import KeyIndex, SeenTimes
 from .streams import KeyRegistry, StreamStore
 
-__all__ = ["Reader", "RuleScope", "eval_cond", "eval_value"]
+__all__ = ["AggValues", "Reader", "RuleScope", "eval_cond", "eval_value"]
 
 _MAX_PRODUCT = 10_000  # groups made of combinations, per window
 _SUMMED = frozenset({"count", "rate", "sum", "avg"})
@@ -80,6 +81,34 @@ class Reader:
             else (int(codes.shape[0]) if codes is not None else int(np.count_nonzero(keep)))
         )
         return n, vals, codes
+
+    def window_ts(
+        self, lo: int, hi: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(ts, values, group codes) of the rows in [lo, hi] that count, as `window`."""
+        h = self.history
+        i = h.index(lo, "left")
+        j = h.index(hi, "right")
+        ts = h.ts[i:j]
+        vals = h.col(self.value)[i:j] if self.value is not None else None
+        codes = h.col(self.gcol)[i:j] if self.gcol is not None else None
+        if self.valid is not None:
+            keep = h.col(self.valid)[i:j]
+        elif self.mask is not None:
+            keep = h.col(self.mask)[i:j]
+        elif vals is not None:
+            keep = ~np.isnan(vals)
+        elif codes is not None:
+            keep = codes >= 0
+        else:
+            return ts, None, None
+        if keep.all():
+            return ts, vals, codes
+        return (
+            ts[keep],
+            None if vals is None else vals[keep],
+            None if codes is None else codes[keep],
+        )
 
     @property
     def history(self) -> History:
@@ -177,6 +206,7 @@ class RuleScope:
         self._sums: dict[int, RunningSums] = {}
         # Reach of the condition's windows before the rule's window start.
         self.reach = max((a.over or 0 for a in rule.aggregates), default=0)
+        self.tests = _percentile_tests(rule)
 
     @property
     def tracks_groups(self) -> bool:
@@ -307,7 +337,7 @@ class RuleScope:
     ) -> np.ndarray:
         sw = self._sorted.get(k)
         if sw is None:
-            sw = self._sorted[k] = SortedWindow()
+            sw = self._sorted[k] = SortedWindow(q)
 
         def rows(a: int, b: int, open_hi: bool) -> tuple[np.ndarray, np.ndarray | None]:
             _, v, codes = r.rows(a, b, None, open_hi=open_hi)
@@ -316,8 +346,8 @@ class RuleScope:
 
         sw.update(rows, lo, hi, r.history)
         if r.gcol is None:
-            return np.full(groups.shape[0], sw.percentile(q, np.zeros(1, dtype=np.int64))[0])
-        return sw.percentile(q, groups)
+            return np.full(groups.shape[0], sw.percentile(np.zeros(1, dtype=np.int64))[0])
+        return sw.percentile(groups)
 
     def _running(
         self, k: int, r: Reader, func: str, lo: int, hi: int, groups: np.ndarray
@@ -355,6 +385,22 @@ class RuleScope:
         return lut
 
     # -- values --
+    def values(
+        self,
+        start: int,
+        end: int,
+        tvals: Mapping[str, Any] | None,
+        groups: np.ndarray,
+        *,
+        tick: int | None = None,
+    ) -> AggValues:
+        """The aggregates of the rule window [start, end] per group, computed on demand.
+
+        `tick` (sliding rules): windows only move forward from call to call, by about
+        a tick, so percentiles and sums over long windows are kept incrementally.
+        """
+        return AggValues(self, start, end, tvals, groups, tick)
+
     def agg_values(
         self,
         start: int,
@@ -364,83 +410,188 @@ class RuleScope:
         *,
         tick: int | None = None,
     ) -> list[np.ndarray]:
-        """Each aggregate's value per group (NaN: no value) for the rule window [start, end].
+        """Each aggregate's value per group (NaN: no value) for the rule window [start, end]."""
+        return self.values(start, end, tvals, groups, tick=tick).all()
 
-        `tick` (sliding rules): windows only move forward from call to call, by about
-        a tick, so percentiles over long windows are kept sorted incrementally.
-        """
-        out: list[np.ndarray] = []
-        g = groups.shape[0]
-        lut: np.ndarray | None = None
-        for k, (spec, r) in enumerate(zip(self.rule.aggregates, self.aggs, strict=True)):
-            lo = start if spec.over is None else end - spec.over
-            # Keyed windows pay a Python step per key: worth it only when long.
-            long = (end - lo) >= _LONG_WINDOW_STEPS * tick if tick else False
-            # Short windows: a selection per step costs less than keeping them sorted.
-            if tick and long and spec.func == "percentile" and (r.gcol is None or r.full):
+    def _incremental(self, k: int, lo: int, end: int, tick: int | None) -> bool:
+        """Is aggregate k kept incrementally over this window (a long sliding one)?"""
+        if not tick or (end - lo) < _LONG_WINDOW_STEPS * tick:
+            return False
+        # Keyed windows pay a Python step per key: worth it only when long.
+        spec, r = self.rule.aggregates[k], self.aggs[k]
+        return (spec.func == "percentile" or spec.func in _SUMMED) and (r.gcol is None or r.full)
+
+    def _fetch(
+        self, k: int, lo: int, end: int, tvals: Mapping[str, Any] | None
+    ) -> tuple[int, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(rows, ts or _NO_TS, values, key codes) of aggregate k's rows in [lo, end]."""
+        spec, r = self.rule.aggregates[k], self.aggs[k]
+        if r.tcol is None and spec.func not in _NEEDS_TS:
+            n, vals, codes = r.window(lo, end)
+            return n, _NO_TS, vals, codes
+        ts, vals, codes = r.rows(lo, end, tvals)
+        return int(ts.shape[0]), ts, vals, codes
+
+    def _value(self, k: int, av: AggValues) -> np.ndarray:
+        spec, r = self.rule.aggregates[k], self.aggs[k]
+        groups, end = av.groups, av.end
+        lo = av.start if spec.over is None else end - spec.over
+        if self._incremental(k, lo, end, av.tick):
+            if spec.func == "percentile":
                 assert spec.q is not None
-                out.append(self._sorted_percentile(k, r, spec.q, lo, end, groups))
-                continue
-            if tick and long and spec.func in _SUMMED and (r.gcol is None or r.full):
-                out.append(self._running(k, r, spec.func, lo, end, groups))
-                continue
-            if r.tcol is None and spec.func not in _NEEDS_TS:
-                n, vals, codes = r.window(lo, end)
-                ts = _NO_TS
-            else:
-                ts, vals, codes = r.rows(lo, end, tvals)
-                n = int(ts.shape[0])
-            if r.gcol is None or codes is None:
-                gid = np.zeros(n, dtype=np.int64)
-                v = aggregate(spec.func, ts, vals, gid, 1, lo, end, q=spec.q, horizon=spec.horizon)[
-                    0
-                ]
-                out.append(np.full(g, v))
-                continue
-            if r.full:
-                # Position of each row's key among the groups asked for (-1: not asked).
-                if lut is None:
-                    lut = self._lut(groups, codes)
-                if lut.shape[0] <= int(codes.max(initial=-1)):
-                    lut = self._lut(groups, codes)
-                pos = lut[codes]
-                ok = pos >= 0
-                if not ok.all():
-                    ts, pos = (ts if ts is _NO_TS else ts[ok]), pos[ok]
-                    vals = None if vals is None else vals[ok]
-                res = aggregate(
-                    spec.func,
-                    ts,
-                    vals,
-                    pos,
-                    g,
-                    lo,
-                    end,
-                    q=spec.q,
-                    horizon=spec.horizon,
-                    whole=r.value is not None and r.store.whole.get(r.value, False),
-                )
-                out.append(res)
-                continue
-            assert r.pindex is not None
-            size = r.pindex.size
-            res = aggregate(
-                spec.func,
-                ts,
-                vals,
-                codes,
-                size,
-                lo,
-                end,
-                q=spec.q,
-                horizon=spec.horizon,
-                whole=r.value is not None and r.store.whole.get(r.value, False),
+                return self._sorted_percentile(k, r, spec.q, lo, end, groups)
+            return self._running(k, r, spec.func, lo, end, groups)
+        g = groups.shape[0]
+        n, ts, vals, codes = self._fetch(k, lo, end, av.tvals)
+        if r.gcol is None or codes is None:
+            gid = np.zeros(n, dtype=np.int64)
+            v = aggregate(spec.func, ts, vals, gid, 1, lo, end, q=spec.q, horizon=spec.horizon)
+            return np.full(g, v[0])
+        whole = r.value is not None and r.store.whole.get(r.value, False)
+        if r.full:
+            # Position of each row's key among the groups asked for (-1: not asked).
+            pos = av.lut(codes)[codes]
+            ok = pos >= 0
+            if not ok.all():
+                ts, pos = (ts if ts is _NO_TS else ts[ok]), pos[ok]
+                vals = None if vals is None else vals[ok]
+            return aggregate(
+                spec.func, ts, vals, pos, g, lo, end, q=spec.q, horizon=spec.horizon, whole=whole
             )
-            pc = self.partial_codes(r, groups)
-            col = np.full(g, _empty_value(spec, lo, end))
-            col[pc >= 0] = res[pc[pc >= 0]]
-            out.append(col)
-        return out
+        assert r.pindex is not None
+        res = aggregate(
+            spec.func,
+            ts,
+            vals,
+            codes,
+            r.pindex.size,
+            lo,
+            end,
+            q=spec.q,
+            horizon=spec.horizon,
+            whole=whole,
+        )
+        pc = self.partial_codes(r, groups)
+        col = np.full(g, _empty_value(spec, lo, end))
+        col[pc >= 0] = res[pc[pc >= 0]]
+        return col
+
+    def _percentile_test(
+        self, k: int, op: str, thr: np.ndarray | float, av: AggValues
+    ) -> np.ndarray | None:
+        """`percentile(k) op thr` per group by counting, without selecting the percentile
+        (min and max: ranks 1 and n).
+
+        The nearest-rank value x_r of n values is > c exactly when fewer than r values
+        are <= c (and so on for the other orders): a masked count instead of a
+        partition. None: not worth it here (the value is computed instead).
+        """
+        spec, r = self.rule.aggregates[k], self.aggs[k]
+        end = av.end
+        lo = av.start if spec.over is None else end - spec.over
+        if self._incremental(k, lo, end, av.tick):
+            return None
+        q = 100.0 if spec.func == "max" else (spec.q or 0.0)  # min: rank 1 (q -> 0)
+        g = av.groups.shape[0]
+        strict = op in (">=", "<")  # count values < c, else <= c
+        above = op in (">", ">=")  # held when the count is below the rank
+        _, _, vals, codes = self._fetch(k, lo, end, av.tvals)
+        assert vals is not None
+        if r.gcol is None or codes is None:
+            if isinstance(thr, float):
+                c = thr
+            else:
+                c = float(thr[0])
+                if not bool(np.all(thr == c)):
+                    return None
+            m = int(vals.shape[0])
+            if m == 0 or math.isnan(c):
+                return np.zeros(g, dtype=bool)
+            under = int(np.count_nonzero(vals < c if strict else vals <= c))
+            at = rank_of(q, m)
+            return np.full(g, under < at if above else under >= at)
+        if not r.full:
+            return None
+        pos = av.lut(codes)[codes]
+        ok = pos >= 0
+        if not ok.all():
+            pos, vals = pos[ok], vals[ok]
+        n = np.bincount(pos, minlength=g)
+        if isinstance(thr, float) and math.isnan(thr):
+            return np.zeros(g, dtype=bool)
+        t = thr if isinstance(thr, float) else thr[pos]
+        hit = pos[vals < t] if strict else pos[vals <= t]
+        cnt = np.bincount(hit, minlength=g)
+        rank = percentile_rank(q, n)
+        held = (cnt < rank if above else cnt >= rank) & (n > 0)
+        return held if isinstance(thr, float) else held & ~np.isnan(thr)
+
+
+class AggValues(Sequence[np.ndarray]):
+    """One window's aggregates per group, each computed when first read.
+
+    A condition reads only what decides it (an `and` whose first term is false for
+    every key skips the rest; `percentile > c` is decided by counting); a finding
+    reads them all (`all()`).
+    """
+
+    def __init__(
+        self,
+        scope: RuleScope,
+        start: int,
+        end: int,
+        tvals: Mapping[str, Any] | None,
+        groups: np.ndarray,
+        tick: int | None,
+    ) -> None:
+        self.scope = scope
+        self.start = start
+        self.end = end
+        self.tvals = tvals
+        self.groups = groups
+        self.tick = tick
+        self._vals: list[np.ndarray | None] = [None] * len(scope.aggs)
+        self._lut: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._vals)
+
+    @overload
+    def __getitem__(self, k: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[np.ndarray]: ...
+
+    def __getitem__(self, k: int | slice) -> np.ndarray | Sequence[np.ndarray]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(len(self._vals))[k]]
+        v = self._vals[k]
+        if v is None:
+            v = self._vals[k] = self.scope._value(k, self)
+        return v
+
+    def all(self) -> list[np.ndarray]:
+        return [self[k] for k in range(len(self._vals))]
+
+    def lut(self, codes: np.ndarray) -> np.ndarray:
+        """Key code -> position among the groups (-1: not asked), covering codes."""
+        lut = self._lut
+        if lut is None or lut.shape[0] <= int(codes.max(initial=-1)):
+            lut = self._lut = self.scope._lut(self.groups, codes)
+        return lut
+
+    def test(self, cond: Compare) -> np.ndarray | None:
+        """The comparison per group decided without its percentile's value, if it can be."""
+        t = self.scope.tests.get(cond)
+        if t is None or self._vals[t[0]] is not None:
+            return None
+        k, op, other = t
+        thr: np.ndarray | float
+        if isinstance(other, Num):
+            thr = float(other.value)
+        else:
+            thr = eval_value(other, self, self.groups.shape[0])
+        return self.scope._percentile_test(k, op, thr, self)
 
 
 # ---- condition evaluation over group arrays ----
@@ -478,8 +629,16 @@ _CMP = {
 
 
 def eval_cond(cond: Cond, aggs: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """The condition per group; a comparison with no value is false."""
+    """The condition per group; a comparison with no value is false.
+
+    `and`/`or` stop once every group is decided, so with lazy values (AggValues)
+    the aggregates of the terms left are never computed.
+    """
     if isinstance(cond, Compare):
+        if isinstance(aggs, AggValues):
+            held = aggs.test(cond)
+            if held is not None:
+                return held
         a = eval_value(cond.left, aggs, n)
         b = eval_value(cond.right, aggs, n)
         with np.errstate(invalid="ignore"):
@@ -488,8 +647,58 @@ def eval_cond(cond: Cond, aggs: Sequence[np.ndarray], n: int) -> np.ndarray:
     if isinstance(cond, Not):
         return ~eval_cond(cond.item, aggs, n)
     assert isinstance(cond, BoolOp)
-    parts = [eval_cond(c, aggs, n) for c in cond.items]
-    out = parts[0]
-    for p in parts[1:]:
-        out = (out & p) if cond.op == "and" else (out | p)
+    out = eval_cond(cond.items[0], aggs, n)
+    for c in cond.items[1:]:
+        if cond.op == "and":
+            if not out.any():
+                break
+            out = out & eval_cond(c, aggs, n)
+        else:
+            if out.all():
+                break
+            out = out | eval_cond(c, aggs, n)
+    return out
+
+
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _refs(node: Cond | ValueExprT, out: dict[int, int]) -> None:
+    """How many times the condition reads each aggregate."""
+    if isinstance(node, AggRef):
+        out[node.index] = out.get(node.index, 0) + 1
+    elif isinstance(node, Arith | Compare):
+        _refs(node.left, out)
+        _refs(node.right, out)
+    elif isinstance(node, Not):
+        _refs(node.item, out)
+    elif isinstance(node, BoolOp):
+        for c in node.items:
+            _refs(c, out)
+
+
+def _percentile_tests(rule: CompiledRule) -> dict[Compare, tuple[int, str, ValueExprT]]:
+    """Comparisons `percentile op expr` (or min, max; either side) whose aggregate the
+    condition reads nowhere else: (aggregate, op with it on the left, other side)."""
+    refs: dict[int, int] = {}
+    _refs(rule.cond, refs)
+    out: dict[Compare, tuple[int, str, ValueExprT]] = {}
+
+    def walk(c: Cond) -> None:
+        if isinstance(c, Not):
+            walk(c.item)
+        elif isinstance(c, BoolOp):
+            for x in c.items:
+                walk(x)
+        elif c.op in _FLIP:
+            for side, other, op in ((c.left, c.right, c.op), (c.right, c.left, _FLIP[c.op])):
+                if (
+                    isinstance(side, AggRef)
+                    and refs.get(side.index) == 1
+                    and rule.aggregates[side.index].func in ("percentile", "min", "max")
+                ):
+                    out[c] = (side.index, op, other)
+                    break
+
+    walk(rule.cond)
     return out

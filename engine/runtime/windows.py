@@ -89,6 +89,8 @@ class Sliding:
         state of forgotten keys.
         """
         out = StepOutcome()
+        if not self._active.shape[0] and not held.any():
+            return out  # no run before, none now
         hc = groups[held]
         if hc.shape[0]:
             self._grow(int(hc.max()) + 1)

@@ -44,3 +44,30 @@ def test_in_matches_and_boolean_combinations() -> None:
 
 def test_a_field_the_rows_lack_matches_nothing() -> None:
     assert mask(PredCompare("dirty", ">", 0.0)) == [False] * 4
+
+
+def test_long_string_columns_factorized_or_not() -> None:
+    """Long columns take other paths (a vectorized compare; a table per distinct value
+    once the column is factorized for a key): same masks."""
+    from engine.runtime.keys import factorize
+
+    vals = ["write", "read", None, "flush", "write"] * 120
+    col = np.array(vals, dtype=object)
+    preds = [
+        PredCompare("op", "==", "write"),
+        PredCompare("op", "!=", "write"),
+        PredCompare("op", ">=", "read"),
+        PredIn("op", ("read", "flush")),
+        PredMatch("op", "^w"),
+    ]
+    want = [
+        [v == "write" for v in vals],
+        [v is not None and v != "write" for v in vals],
+        [v is not None and v >= "read" for v in vals],
+        [v in ("read", "flush") for v in vals],
+        [v is not None and v.startswith("w") for v in vals],
+    ]
+    for _ in range(2):
+        got = [pred_mask(p, {"op": col}, len(vals)).tolist() for p in preds]
+        assert got == want
+        factorize(col)  # second round: the cached factorization
