@@ -8,9 +8,11 @@ series, the maximum and the slope (least squares, MB/min, over the whole run and
 over its second half, after windows and baselines have filled).
 The aim: under 150 MB and flat.
 
-With --tracemalloc the watch runs under tracemalloc (slower, more memory) and
-writes, at every sample, the allocation sites that grew most since the first
-sample to stderr of this script: which structure grows.
+With --report the watch writes, at every sample, what each of its structures
+holds (bench/_memreport.py: history rows and buffers per stream, key indexes,
+rule state, Python objects, the C heap) to stderr of this script. The probes see
+the whole host: other processes' context switches and I/O count too, so the
+rates of the busy streams (from the watch's /metrics) are printed with the RSS.
 
 Run as root: .venv/bin/python bench/bench_memory.py [--minutes M] [--interval S]
 """
@@ -19,41 +21,44 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+AIM_MB = 150.0  # the issue: RSS under 150 MB after 10 minutes ...
+FLAT = 0.5  # ... and flat: |slope| over the last 5 minutes below this, MB/min
 
-# Runs the CLI with tracemalloc on; SIGUSR1 prints the top growth since the first dump.
-_TRACED = r"""
-import signal, sys, tracemalloc
-tracemalloc.start(12)
-base = []
-def dump(signum, frame):
-    snap = tracemalloc.take_snapshot().filter_traces(
-        [tracemalloc.Filter(False, tracemalloc.__file__)])
-    cur, peak = tracemalloc.get_traced_memory()
-    if not base:
-        base.append(snap)
-        print(f"tracemalloc: baseline, traced {cur/1e6:.1f} MB", file=sys.stderr, flush=True)
-        return
-    print(f"tracemalloc: traced {cur/1e6:.1f} MB (peak {peak/1e6:.1f})", file=sys.stderr)
-    for st in snap.compare_to(base[0], "traceback")[:8]:
-        print(f"tracemalloc: {st.size_diff/1e6:+.2f} MB {st.count_diff:+d} blocks",
-              file=sys.stderr)
-        for line in st.traceback.format(limit=6):
-            print(f"tracemalloc:    {line}", file=sys.stderr)
-    sys.stderr.flush()
-signal.signal(signal.SIGUSR1, dump)
-from engine.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+_STREAMS = ("sched.runq", "disk.io")  # the busy ones: their rates go with the figures
+
+
+def _free_port() -> int:
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return int(sk.getsockname()[1])
+
+
+def _received(port: int) -> dict[str, float]:
+    """Events received per stream so far, from the watch's /metrics ({} if unreachable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for m in re.finditer(
+        r'^tracehound_events_received_total\{stream="([^"]+)"\} (\S+)', text, re.M
+    ):
+        out[m.group(1)] = float(m.group(2))
+    return out
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
@@ -70,6 +75,14 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 def _cpu_s(pid: int) -> float:
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _at(xs: list[float], ys: list[float], x: float) -> float:
+    """The sample at or just after x minutes (the last one if none)."""
+    for xi, yi in zip(xs, ys, strict=True):
+        if xi >= x - 1e-9:
+            return yi
+    return ys[-1]
 
 
 def _slope(xs: list[float], ys: list[float]) -> float:
@@ -146,10 +159,18 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     ap.add_argument("--execs", type=float, default=20.0, help="execs per second")
     ap.add_argument("--spinners", type=int, default=3, help="CPU-contending processes")
-    ap.add_argument("--tracemalloc", action="store_true", help="report growing allocations")
+    ap.add_argument("--report", action="store_true", help="report memory per structure")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (probes and a loop device)")
+
+    def _stop(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    # Run in the background, SIGINT is ignored: SIGTERM/SIGINT still clean up (load,
+    # watch, mount, loop device) through the `finally` below.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
 
     d = Path(tempfile.mkdtemp(prefix="th-memory-"))
     shm = Path("/dev/shm")
@@ -169,12 +190,18 @@ def main() -> None:
         subprocess.run(["mount", "-o", "commit=1", dev, str(mnt)], check=True)
         mounted = True
         cfg = d / "th.toml"
-        cfg.write_text(f'[engine]\nstate_dir = "{d / "state"}"\n[metrics]\nlisten = ""\n')
+        port = _free_port()
+        cfg.write_text(
+            f'[engine]\nstate_dir = "{d / "state"}"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        )
         py = str(ROOT / ".venv" / "bin" / "python")
         if not Path(py).exists():
             py = sys.executable
         cli = ["watch", "--config", str(cfg), "--json"]
-        cmd = [py, "-c", _TRACED, *cli] if args.tracemalloc else [py, "-m", "engine", *cli]
+        if args.report:
+            cmd = [py, str(ROOT / "bench" / "_memreport.py"), *cli]
+        else:
+            cmd = [py, "-m", "engine", *cli]
         out = (d / "findings.jsonl").open("w")
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
         assert p.stderr is not None
@@ -194,26 +221,40 @@ def main() -> None:
         xs: list[float] = []
         ys: list[float] = []
         anon: list[float] = []
-        print(f"{'min':>6} {'RSS MB':>8} {'anon MB':>8} {'CPU %':>6}", flush=True)
+        rates = " ".join(f"{s + '/s':>12}" for s in _STREAMS)
+        print(f"{'min':>6} {'RSS MB':>8} {'anon MB':>8} {'CPU %':>6} {rates}", flush=True)
         last_c, last_t = c0, t0
+        got0 = last_got = _received(port)
         while True:
             now = time.monotonic()
             if p.poll() is not None:
                 raise SystemExit(f"tracehound watch exited ({p.returncode})")
             rss, an = _rss_mb(p.pid)
             c = _cpu_s(p.pid)
-            cpu = 100 * (c - last_c) / max(now - last_t, 1e-9) if xs else 0.0
+            dt = max(now - last_t, 1e-9)
+            cpu = 100 * (c - last_c) / dt if xs else 0.0
             last_c, last_t = c, now
             xs.append((now - t0) / 60)
             ys.append(rss)
             anon.append(an)
-            print(f"{xs[-1]:6.2f} {rss:8.1f} {an:8.1f} {cpu:6.1f}", flush=True)
-            if args.tracemalloc:
+            got = _received(port)
+            rates = " ".join(
+                f"{(got.get(s, 0.0) - last_got.get(s, 0.0)) / dt:12.0f}" for s in _STREAMS
+            )
+            last_got = got
+            print(f"{xs[-1]:6.2f} {rss:8.1f} {an:8.1f} {cpu:6.1f} {rates}", flush=True)
+            if args.report:
                 p.send_signal(signal.SIGUSR1)
             if now >= end:
                 break
             time.sleep(min(args.interval, max(end - time.monotonic(), 0.0)) or args.interval)
-        cpu_all = 100 * (_cpu_s(p.pid) - c0) / max(time.monotonic() - t0, 1e-9)
+        span = max(time.monotonic() - t0, 1e-9)
+        cpu_all = 100 * (_cpu_s(p.pid) - c0) / span
+        got = _received(port)
+        print(
+            "events/s received: "
+            + ", ".join(f"{s} {(n - got0.get(s, 0.0)) / span:.0f}" for s, n in sorted(got.items()))
+        )
         half = len(xs) // 2
         print(f"RSS series (MB): {' '.join(f'{y:.1f}' for y in ys)}")
         print(f"max RSS {max(ys):.1f} MB; start {ys[0]:.1f} MB; end {ys[-1]:.1f} MB")
@@ -222,6 +263,18 @@ def main() -> None:
             f"{_slope(xs[half:], ys[half:]):+.3f} MB/min (second half); "
             f"anonymous {anon[0]:.1f} -> {anon[-1]:.1f} MB, "
             f"{_slope(xs[half:], anon[half:]):+.3f} MB/min (second half)"
+        )
+        # The issue's figures: RSS after 10 minutes, slope over the last 5 minutes.
+        marks = " ".join(
+            f"{m:g} min {_at(xs, ys, m):.1f} MB" for m in (0, 5, 10) if m <= xs[-1] + 1e-9
+        )
+        last5 = [i for i, x in enumerate(xs) if x >= xs[-1] - 5]
+        slope5 = _slope([xs[i] for i in last5], [ys[i] for i in last5])
+        print(f"RSS at {marks}; end ({xs[-1]:.1f} min) {ys[-1]:.1f} MB")
+        met = _at(xs, ys, min(10.0, xs[-1])) < AIM_MB and abs(slope5) < FLAT
+        print(
+            f"slope over the last {min(5.0, xs[-1]):.1f} min: {slope5:+.3f} MB/min; "
+            f"aim (under {AIM_MB:.0f} MB and flat): {'met' if met else 'not met'}"
         )
         print(
             f"watch CPU {cpu_all:.1f}% of one CPU; load: {load.ios} fsync'd writes, "

@@ -8,9 +8,12 @@ windows close and sinks flush exactly as at the end of `--duration`.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -62,18 +65,83 @@ async def _with_signals(body: Callable[[anyio.Event], Awaitable[Any]]) -> Any:
             scope.cancel()
 
 
-def _trim_heap() -> None:
-    """Give back to the system what compiling the probes left free in the C heap.
+_M_MMAP_THRESHOLD = -3  # mallopt(3)
+_MMAP_THRESHOLD = 1 << 20
+_MADV_DONTNEED = 4
+_TRIM_EVERY_S = 30.0
+# The compiler's shared objects (bcc links LLVM and clang): code only compiling runs.
+_COMPILER_LIBS = ("libLLVM", "libclang", "libbcc")
 
-    LLVM (inside libbcc) frees tens of MB after compiling; glibc keeps them mapped
-    unless asked. Measured here: 9 probes, RSS 177 -> 142 MB. A no-op elsewhere.
-    """
+
+def _libc() -> Any:
     try:
-        import ctypes
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+
+def _trim_heap() -> None:
+    """Give back to the system the free pages of the C heap (glibc on its own only
+    trims the heap's top). A no-op elsewhere."""
+    with contextlib.suppress(AttributeError):  # no libc, or not glibc
+        _libc().malloc_trim(0)
+
+
+def _after_compile() -> None:
+    """Once the probes are compiled: give back what compiling left resident.
+
+    - LLVM (inside libbcc) frees tens of MB after compiling; glibc keeps them
+      mapped unless asked (malloc_trim). Measured here: 9 probes, RSS 177 -> 142 MB.
+    - glibc's mmap threshold is fixed at 1 MiB: left dynamic, LLVM's large frees
+      raise it to 32 MiB, so the runtime's big numpy buffers (history columns, long
+      window reads) come from the heap and, once freed, stay resident as holes;
+      mapped on their own, they go back to the system when freed.
+    - The code pages of LLVM and clang that compiling touched (~75 MB) are
+      dropped from this process's resident set: they are clean pages of the shared
+      objects, read again from the file (the page cache) if ever run again.
+    A no-op where any of it is unavailable.
+    """
+    libc = _libc()
+    try:
+        libc.malloc_trim(0)
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    except AttributeError:
+        return
+    for start, length in _compiler_code():
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), _MADV_DONTNEED)
+
+
+def _compiler_code(smaps: str = "/proc/self/smaps") -> list[tuple[int, int]]:
+    """(start, length) of the executable mappings of the compiler's shared objects
+    that hold no anonymous (copied-on-write) page: only clean file pages, which
+    MADV_DONTNEED drops and a later access reads back from the file."""
+    out: list[tuple[int, int]] = []
+    try:
+        text = Path(smaps).read_text()
+    except OSError:
+        return out
+    cur: tuple[int, int] | None = None
+    for line in text.splitlines():
+        head = line.split(None, 5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            cur = None
+            path = head[5] if len(head) == 6 else ""
+            if head[1] == "r-xp" and any(n in path for n in _COMPILER_LIBS):
+                lo, _, hi = head[0].partition("-")
+                cur = (int(lo, 16), int(hi, 16) - int(lo, 16))
+        elif cur is not None and line.startswith("Anonymous:"):
+            if int(line.split()[1]) == 0:
+                out.append(cur)
+            cur = None
+    return out
+
+
+async def _trim_heap_every(seconds: float) -> None:
+    """malloc_trim now and then: free pages inside the heap go back to the system
+    (glibc on its own only trims the heap's top)."""
+    while True:
+        await anyio.sleep(seconds)
+        _trim_heap()
 
 
 def _no_sources_error(unavailable: dict[str, str]) -> HostError:
@@ -130,8 +198,12 @@ def _watch_live(
     from .sinks.metrics import Metrics
 
     wanted = needed_streams(plan)  # None: an `explain` ranks every stream there is
-    live = sources_for_plan(plan, streams=set(PROBES) if wanted is None else wanted)
-    _trim_heap()
+    live = sources_for_plan(
+        plan,
+        streams=set(PROBES) if wanted is None else wanted,
+        lateness=config.engine.lateness,
+    )
+    _after_compile()
     try:
         for line in live.report():
             _say(line)
@@ -167,18 +239,25 @@ def _watch_live(
 
         async def body(stop: anyio.Event) -> Any:
             console = ConsoleSink(json=json)
-            async with open_delivery(config, console=console, metrics=metrics, serve=True) as r:
-                return await run_pipeline(
-                    sources,
-                    plan,
-                    r,
-                    clock,
-                    tick=config.engine.tick,
-                    duration=duration,
-                    stop=stop,
-                    make_evaluator=make_evaluator,
-                    bus=bus,
-                )
+            async with (
+                open_delivery(config, console=console, metrics=metrics, serve=True) as r,
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(_trim_heap_every, _TRIM_EVERY_S)
+                try:
+                    return await run_pipeline(
+                        sources,
+                        plan,
+                        r,
+                        clock,
+                        tick=config.engine.tick,
+                        duration=duration,
+                        stop=stop,
+                        make_evaluator=make_evaluator,
+                        bus=bus,
+                    )
+                finally:
+                    tg.cancel_scope.cancel()
 
         result = anyio.run(_with_signals, body)
     finally:
@@ -282,7 +361,7 @@ def record(path: str, streams: Sequence[str] | None, *, duration: int | None = N
     else:
         wanted = set(PROBES)
     live = open_streams(wanted)
-    _trim_heap()
+    _after_compile()
     try:
         for s, why in sorted(live.unavailable.items()):
             _say(f"stream {s} unavailable: {why}")

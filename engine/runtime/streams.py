@@ -17,7 +17,10 @@ from .history import History
 from .keys import KeyIndex, SeenTimes
 from .predicates import pred_fields, pred_mask
 
-__all__ = ["KeyRegistry", "StreamStore"]
+__all__ = ["KEY_DTYPE", "KeyRegistry", "StreamStore"]
+
+KEY_DTYPE = np.dtype(np.int32)  # key code columns as stored in the history
+_KEY_MAX = int(np.iinfo(KEY_DTYPE).max)
 
 
 class KeyRegistry(dict[tuple[str, ...], KeyIndex]):
@@ -94,7 +97,7 @@ class StreamStore:
             self.seen[col].reset(codes)
 
     def freeze(self) -> None:
-        dtypes: dict[str, type] = {}
+        dtypes: dict[str, np.dtype | type] = {}
         if self.interval:
             dtypes["end"] = np.int64
         for f in self._values:
@@ -102,7 +105,9 @@ class StreamStore:
         for col in self._preds.values():
             dtypes[col] = np.bool_
         for col in self._key_cols.values():
-            dtypes[col] = np.int64
+            # Codes are dense (bounded by the live keys): 4 bytes instead of 8 per row
+            # of a long window.
+            dtypes[col] = KEY_DTYPE
         for col in self._valid.values():
             dtypes[col] = np.bool_
         self.history = History(dtypes)
@@ -174,9 +179,10 @@ class StreamStore:
             if any(p is None for p in parts):
                 cols[col] = np.full(n, -1, dtype=np.int64)
             else:
-                cols[col] = self._keys.index(fields).encode(
-                    [p for p in parts if p is not None], batch.ts
-                )
+                ki = self._keys.index(fields)
+                cols[col] = ki.encode([p for p in parts if p is not None], batch.ts)
+                if ki.size > _KEY_MAX:  # never near: codes are reused once released
+                    raise OverflowError(f"{ki.size} live keys of {fields} in one index")
                 self.seen[col].touch(cols[col], batch.ts)
         for (value, mask, key), col in self._valid.items():
             ok = np.ones(n, dtype=bool)

@@ -60,8 +60,9 @@ class PendingTriggers:
     def __init__(self) -> None:
         self._heap: list[Occurrence] = []
         self._seq = 0
-        # Every known window (start, end, seq), for leaving other windows out of baselines.
-        self.windows: list[tuple[int, int, int]] = []
+        # Every known window (start, end, seq), for leaving other windows out of baselines:
+        # int64 arrays (chunks, joined now and then), 24 bytes a window, not a tuple each.
+        self._windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -69,11 +70,31 @@ class PendingTriggers:
     def add(
         self, starts: np.ndarray, ends: np.ndarray, batch: Batch, tvals: list[dict[str, Any]]
     ) -> None:
+        first = self._seq
         for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
             occ = Occurrence(int(e), self._seq, int(s), batch, i, tvals[i])
             heapq.heappush(self._heap, occ)
-            self.windows.append((int(s), int(e), self._seq))
             self._seq += 1
+        seqs = np.arange(first, self._seq, dtype=np.int64)
+        self._windows.append((starts.astype(np.int64), ends.astype(np.int64), seqs))
+        if len(self._windows) > 64:
+            self._join()
+
+    def _join(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._windows:
+            e = np.empty(0, dtype=np.int64)
+            return e, e, e
+        if len(self._windows) > 1:
+            parts = self._windows
+            s, e, q = (np.concatenate([w[k] for w in parts]) for k in range(3))
+            self._windows = [(s, e, q)]
+        return self._windows[0]
+
+    @property
+    def windows(self) -> list[tuple[int, int, int]]:
+        """Every known window as (start, end, seq) (tests, diagnostics)."""
+        s, e, q = self._join()
+        return list(zip(s.tolist(), e.tolist(), q.tolist(), strict=True))
 
     def pop_due(self, limit: float) -> list[Occurrence]:
         out: list[Occurrence] = []
@@ -90,12 +111,13 @@ class PendingTriggers:
 
     def others(self, seq: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Windows other than seq that overlap [lo, hi], as start and end arrays."""
-        sel = [(s, e) for s, e, q in self.windows if q != seq and e >= lo and s <= hi]
-        if not sel:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        arr = np.asarray(sel, dtype=np.int64)
-        return arr[:, 0], arr[:, 1]
+        s, e, q = self._join()
+        sel = (q != seq) & (e >= lo) & (s <= hi)
+        return s[sel], e[sel]
 
     def forget_before(self, cutoff: int) -> None:
         """Drop recorded windows that ended before cutoff."""
-        self.windows = [w for w in self.windows if w[1] >= cutoff]
+        s, e, q = self._join()
+        keep = e >= cutoff
+        if not keep.all():
+            self._windows = [(s[keep], e[keep], q[keep])]
