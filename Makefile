@@ -66,6 +66,7 @@ watch: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -77,6 +78,7 @@ pytest: setup
 test: setup
 	@failed=(); \
 	echo "== ruff"; $(VENV)/bin/ruff check . || failed+=(ruff); \
+	$(VENV)/bin/ruff format --check . || failed+=(ruff-format); \
 	echo "== mypy"; $(VENV)/bin/mypy || failed+=(mypy); \
 	echo "== pytest"; $(VENV)/bin/pytest -q $(ARGS) || failed+=(pytest); \
 	if [ $${#failed[@]} -gt 0 ]; then echo "make test: FAILED: $${failed[*]}"; exit 1; fi; \

@@ -168,8 +168,9 @@ def _cmd_probes(args: argparse.Namespace) -> int:
             kind, module = info.kind, f"probes/{info.module}.py"
         else:
             ok, why, kind, module = False, "no probe provides this stream", "", ""
-        rows.append({"stream": stream, "available": ok, "reason": why,
-                     "kind": kind, "probe": module})
+        rows.append(
+            {"stream": stream, "available": ok, "reason": why, "kind": kind, "probe": module}
+        )
     if args.json:
         for r in rows:
             print(json.dumps(r))

@@ -94,7 +94,7 @@ _SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc64l
 _BPF_PROG_LOAD = 5
 _BPF_PROG_TYPE_SOCKET_FILTER = 1
 # r0 = 0; exit
-_TRIVIAL_PROG = bytes.fromhex("b700000000000000" "9500000000000000")
+_TRIVIAL_PROG = bytes.fromhex("b7000000000000009500000000000000")
 
 
 def check_bpf_syscall() -> Check:
@@ -117,11 +117,17 @@ def check_bpf_syscall() -> Check:
         return Check(True, "bpf() syscall loads programs")
     err = ctypes.get_errno()
     if err == errno.ENOSYS:
-        return Check(False, "kernel has no bpf() syscall (CONFIG_BPF_SYSCALL off)",
-                     "use a kernel built with CONFIG_BPF_SYSCALL=y")
+        return Check(
+            False,
+            "kernel has no bpf() syscall (CONFIG_BPF_SYSCALL off)",
+            "use a kernel built with CONFIG_BPF_SYSCALL=y",
+        )
     if err in (errno.EPERM, errno.EACCES):
-        return Check(False, f"bpf() refused: {os.strerror(err)}",
-                     "run as root; check kernel.unprivileged_bpf_disabled and lockdown/seccomp")
+        return Check(
+            False,
+            f"bpf() refused: {os.strerror(err)}",
+            "run as root; check kernel.unprivileged_bpf_disabled and lockdown/seccomp",
+        )
     return Check(False, f"bpf() failed: {os.strerror(err)}", "check dmesg for BPF errors")
 
 
@@ -151,10 +157,12 @@ def check_tracefs(root: Path = TRACEFS, mount: bool = False) -> Check:
         if r.returncode == 0 and _is_tracefs(root):
             return Check(True, f"tracefs mounted at {root}")
     if os.path.isdir(root) and not os.access(root, os.R_OK | os.X_OK):
-        return Check(False, f"tracefs at {root} is not readable (permission denied)",
-                     "run as root")
-    return Check(False, f"tracefs is not mounted at {root}",
-                 f"mount -t tracefs nodev {root}   (or `make setup`)")
+        return Check(False, f"tracefs at {root} is not readable (permission denied)", "run as root")
+    return Check(
+        False,
+        f"tracefs is not mounted at {root}",
+        f"mount -t tracefs nodev {root}   (or `make setup`)",
+    )
 
 
 def check_tracepoint(name: str, root: Path | None = None) -> Check:
@@ -162,8 +170,11 @@ def check_tracepoint(name: str, root: Path | None = None) -> Check:
     group, _, event = name.partition(":")
     base = root if root is not None else tracefs_root()
     if base is None:
-        return Check(False, f"cannot look up tracepoint {name}: tracefs not mounted",
-                     f"mount -t tracefs nodev {TRACEFS}   (or `make setup`)")
+        return Check(
+            False,
+            f"cannot look up tracepoint {name}: tracefs not mounted",
+            f"mount -t tracefs nodev {TRACEFS}   (or `make setup`)",
+        )
     if os.path.isdir(base / "events" / group / event):
         return Check(True, f"tracepoint {name}")
     return Check(
@@ -179,8 +190,11 @@ def check_kprobe(symbol: str, root: Path | None = None) -> Check:
     if base is None:
         return Check(False, "tracefs not mounted", "`make setup`")
     if not os.path.exists(base / "kprobe_events"):
-        return Check(False, "kprobes not available (CONFIG_KPROBES off)",
-                     "use a kernel built with CONFIG_KPROBES=y")
+        return Check(
+            False,
+            "kprobes not available (CONFIG_KPROBES off)",
+            "use a kernel built with CONFIG_KPROBES=y",
+        )
     try:
         with (base / "available_filter_functions").open() as f:
             for line in f:
@@ -188,8 +202,11 @@ def check_kprobe(symbol: str, root: Path | None = None) -> Check:
                     return Check(True, f"kprobe on {symbol}")
     except OSError as e:
         return Check(False, f"cannot read available_filter_functions: {e.strerror}", "run as root")
-    return Check(False, f"{symbol} is not a probeable kernel function (module not loaded?)",
-                 f"load the module that provides {symbol}")
+    return Check(
+        False,
+        f"{symbol} is not a probeable kernel function (module not loaded?)",
+        f"load the module that provides {symbol}",
+    )
 
 
 def check_headers(release: str | None = None, root: Path = MODULES_ROOT) -> Check:
@@ -197,11 +214,17 @@ def check_headers(release: str | None = None, root: Path = MODULES_ROOT) -> Chec
     rel = release or os.uname().release
     mod = root / rel
     if not os.path.exists(mod / "build" / "Makefile"):
-        return Check(False, f"kernel headers missing: {mod}/build",
-                     f"{SETUP_FIX}; it installs linux-headers-{rel} or links the closest ones")
+        return Check(
+            False,
+            f"kernel headers missing: {mod}/build",
+            f"{SETUP_FIX}; it installs linux-headers-{rel} or links the closest ones",
+        )
     if not any(os.path.exists(mod / d / "include/linux/kconfig.h") for d in ("build", "source")):
-        return Check(False, f"kernel headers incomplete: no include/linux/kconfig.h under {mod}",
-                     f"{SETUP_FIX}; it links {mod}/source to the -common headers")
+        return Check(
+            False,
+            f"kernel headers incomplete: no include/linux/kconfig.h under {mod}",
+            f"{SETUP_FIX}; it links {mod}/source to the -common headers",
+        )
     return Check(True, f"kernel headers at {(mod / 'build').resolve()}")
 
 
@@ -213,9 +236,11 @@ def check_bcc() -> Check:
         found = False
     if found:
         return Check(True, "bcc importable")
-    return Check(False, "bcc (python3-bpfcc) is not importable",
-                 f"apt-get install python3-bpfcc, then `make setup` (it links bcc into .venv); "
-                 f"{SETUP_FIX}")
+    return Check(
+        False,
+        "bcc (python3-bpfcc) is not importable",
+        f"apt-get install python3-bpfcc, then `make setup` (it links bcc into .venv); {SETUP_FIX}",
+    )
 
 
 def check_file(path: Path, what: str, fix: str) -> Check:

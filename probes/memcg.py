@@ -101,12 +101,14 @@ def _walk(root: str, limit: int) -> list[str]:
 
 
 def _rel(root: str, path: str) -> str:
-    rel = path[len(root):]
+    rel = path[len(root) :]
     return rel if rel.startswith("/") else "/" + rel
 
 
 def sample(
-    root: Path, version: int, cgroups: Iterable[str] | None = None,
+    root: Path,
+    version: int,
+    cgroups: Iterable[str] | None = None,
     max_cgroups: int = DEFAULT_MAX_CGROUPS,
 ) -> tuple[list[str], list[float], list[float], int]:
     """One pass: (cgroup paths, usage, limit with NaN for none, cgroups that vanished)."""

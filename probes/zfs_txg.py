@@ -226,8 +226,13 @@ class KstatTxgSource:
 
 
 def _kprobe_ok() -> host.Check:
-    checks = [host.check_privilege(), host.check_tracefs(), host.check_kprobe(SYNC_SYMBOL),
-              host.check_bcc(), host.check_headers()]
+    checks = [
+        host.check_privilege(),
+        host.check_tracefs(),
+        host.check_kprobe(SYNC_SYMBOL),
+        host.check_bcc(),
+        host.check_headers(),
+    ]
     return host.first_failure(checks) or host.Check(True, f"kprobe on {SYNC_SYMBOL}")
 
 
@@ -277,8 +282,9 @@ def _kprobe_source(options: Mapping[str, Any]) -> Source:
                 raise HostError(f"zfs_txg: cannot attach kprobes on {SYNC_SYMBOL}: {e}") from None
 
     # about one sample per pool every few seconds: wake per sample, small rings
-    spec = ProbeSpec("zfs_txg", "zfs.txg.sync", BPF_SOURCE, PAYLOAD, decode, wakeup_events=1,
-                     pages=8)
+    spec = ProbeSpec(
+        "zfs_txg", "zfs.txg.sync", BPF_SOURCE, PAYLOAD, decode, wakeup_events=1, pages=8
+    )
     return KprobeTxgSource(spec, options)
 
 

@@ -12,9 +12,7 @@ from engine.errors import ConfigError
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "config"
 
 
-def test_watchdog_example_loads(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_watchdog_example_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TRACEHOUND_WEBHOOK_SECRET", "s3cret")
     text = (CONFIG / "tracehound.toml").read_text()
     key = tmp_path / "pd.key"

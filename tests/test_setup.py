@@ -17,8 +17,13 @@ DEBIAN_BCC = Path("/usr/lib/python3/dist-packages/bcc")
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(args), capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})}, timeout=600,
+        list(args),
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
 
 
@@ -41,8 +46,10 @@ def test_script_is_valid_bash() -> None:
     assert _run("bash", "-n", str(SCRIPT)).returncode == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv to run the script as an ordinary user")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run the script as an ordinary user",
+)
 def test_script_unprivileged_explains_and_skips() -> None:
     r = _run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(SCRIPT))
     assert r.returncode == 0

@@ -186,8 +186,7 @@ def test_watch_exports_bus_drops_and_late_events(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     cfg = tmp_path / "th.toml"
     cfg.write_text(
-        f'[engine]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        f'[engine]\nstate_dir = "{tmp_path / "state"}"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
     )
     rules = tmp_path / "t.rules"
     rules.write_text("rule r\n  when count(disk.io) > 1000000000 over 1s\n")

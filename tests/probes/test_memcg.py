@@ -228,7 +228,9 @@ def test_real_v1_cgroup() -> None:
         )
         proc = subprocess.Popen(
             [sys.executable, "-c", code, str(cg / "cgroup.procs")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

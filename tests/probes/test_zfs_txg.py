@@ -67,8 +67,12 @@ def test_poll_emits_each_txg_once_per_pool(tmp_path: Path) -> None:
     assert isinstance(src, zfs_txg.KstatTxgSource)
     b = src.poll(offset_ns=1000)
     assert b.row(0) == {
-        "stream": "zfs.txg.sync", "ts": SAMPLE_START + 1000, "end": SAMPLE_END + 1000,
-        "pool": "tank", "txg": 59754, "dirty": 81018880,
+        "stream": "zfs.txg.sync",
+        "ts": SAMPLE_START + 1000,
+        "end": SAMPLE_END + 1000,
+        "pool": "tank",
+        "txg": 59754,
+        "dirty": 81018880,
     }
     assert len(b) == 1
     assert len(src.poll(offset_ns=1000)) == 0  # nothing new
@@ -145,8 +149,12 @@ def test_clock_offset_converts_raw_to_monotonic() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.integers(0, 2**40), st.integers(0, 2**30), st.integers(0, 2**30),
-            st.integers(0, 2**30), st.integers(0, 2**30), st.integers(0, 2**40),
+            st.integers(0, 2**40),
+            st.integers(0, 2**30),
+            st.integers(0, 2**30),
+            st.integers(0, 2**30),
+            st.integers(0, 2**30),
+            st.integers(0, 2**40),
             st.sampled_from("OQWSC"),
         ),
         max_size=20,
@@ -222,7 +230,11 @@ def test_kprobe_decode() -> None:
     rec["pool"] = [b"tank", b"rpool"]
     b = zfs_txg.decode(rec)
     assert b.row(1) == {
-        "stream": "zfs.txg.sync", "ts": 300, "end": 900, "pool": "rpool", "txg": 8,
+        "stream": "zfs.txg.sync",
+        "ts": 300,
+        "end": 900,
+        "pool": "rpool",
+        "txg": 8,
     }
     assert zfs_txg.PAYLOAD.itemsize == 3 * 8 + 64  # struct txg_event
 
