@@ -144,9 +144,10 @@ class Evaluator:
         if rule.correlation is None:
             window = rule.over or 0
             span = max(window, over_reach) + (rule.for_ or 0) + self.tick
-            rs = _Rule(
-                rule, scope, reads, span + rule.baseline, sliding=Sliding(self.tick, rule.for_)
-            )
+            # The evidence baseline ends where the rule's own window starts, not where
+            # a long `over` starts: a 10m baseline aggregate does not add 60s to it.
+            reach = max(span, window + (rule.for_ or 0) + self.tick + rule.baseline)
+            rs = _Rule(rule, scope, reads, reach, sliding=Sliding(self.tick, rule.for_))
             rs.horizon = span
             rs.bulk = bulk_plan(rule)
             rs.reads_sorted = tuple(sorted(reads))

@@ -98,3 +98,22 @@ def test_cstrings_cache_stays_bounded() -> None:
     out = decode.cstrings(many)
     assert out.tolist() == [f"c{i}" for i in range(many.shape[0])]
     assert len(decode._str_cache) <= decode._STR_CACHE_MAX
+
+
+def test_long_over_is_not_lengthened_by_the_evidence_baseline() -> None:
+    """The evidence baseline ends where the rule's window starts: a 10m `over`
+    aggregate keeps 10m of rows, not 10m + the 60s baseline; a baseline longer than
+    every `over` still sets how long rows stay."""
+    from engine.dsl import compile_text
+    from engine.runtime.evaluator import Evaluator
+
+    tick, margin = 100_000_000, 30 * S
+    long_over = compile_text(
+        "rule r when p99(sched.runq.latency) > 10 * p50(sched.runq.latency over 10m)"
+        " over 5s by comm"
+    )
+    ev = Evaluator(long_over, tick=tick, margin=margin)
+    assert ev._retention["sched.runq"] == 600 * S + tick + margin
+    long_base = compile_text("rule r when p99(sched.runq.latency) > 1ms over 5s baseline 20m")
+    ev = Evaluator(long_base, tick=tick, margin=margin)
+    assert ev._retention["sched.runq"] == 5 * S + tick + 1200 * S + margin
