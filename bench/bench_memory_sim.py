@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_memory import _slope  # bench/ is on sys.path when run as a script
 
 from engine.batch import Batch
 from engine.config import parse_config
@@ -38,15 +39,6 @@ def _rss_mb() -> tuple[float, float]:
         if k in ("VmRSS", "RssAnon"):
             got[k] = int(v.split()[0]) / 1024
     return got.get("VmRSS", 0.0), got.get("RssAnon", 0.0)
-
-
-def _slope(xs: list[float], ys: list[float]) -> float:
-    n = len(xs)
-    if n < 2:
-        return 0.0
-    mx, my = sum(xs) / n, sum(ys) / n
-    var = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
 class Load:

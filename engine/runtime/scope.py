@@ -53,12 +53,12 @@ class Reader:
     full: bool  # carries every free field
     valid: str | None = None  # value present, `where` true and key present, per row
 
-    def window(self, lo: int, hi: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
-        """(rows, values, group codes) of the rows in [lo, hi] that count; no trigger
-        fields (tcol) and no timestamps: the common path of a sliding step."""
+    def _slice(
+        self, i: int, j: int
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """(values, group codes, which rows count) of history rows i:j; `which` is
+        None when there is neither a value, a code nor a filter to look at."""
         h = self.history
-        i = h.index(lo, "left")
-        j = h.index(hi, "right")
         vals = h.col(self.value)[i:j] if self.value is not None else None
         codes = h.col(self.gcol)[i:j] if self.gcol is not None else None
         if self.valid is not None:
@@ -70,6 +70,17 @@ class Reader:
         elif codes is not None:
             keep = codes >= 0
         else:
+            keep = None
+        return vals, codes, keep
+
+    def window(self, lo: int, hi: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+        """(rows, values, group codes) of the rows in [lo, hi] that count; no trigger
+        fields (tcol) and no timestamps: the common path of a sliding step."""
+        h = self.history
+        i = h.index(lo, "left")
+        j = h.index(hi, "right")
+        vals, codes, keep = self._slice(i, j)
+        if keep is None:
             return j - i, None, None
         if vals is not None:
             vals = vals[keep]
@@ -90,17 +101,8 @@ class Reader:
         i = h.index(lo, "left")
         j = h.index(hi, "right")
         ts = h.ts[i:j]
-        vals = h.col(self.value)[i:j] if self.value is not None else None
-        codes = h.col(self.gcol)[i:j] if self.gcol is not None else None
-        if self.valid is not None:
-            keep = h.col(self.valid)[i:j]
-        elif self.mask is not None:
-            keep = h.col(self.mask)[i:j]
-        elif vals is not None:
-            keep = ~np.isnan(vals)
-        elif codes is not None:
-            keep = codes >= 0
-        else:
+        vals, codes, keep = self._slice(i, j)
+        if keep is None:
             return ts, None, None
         if keep.all():
             return ts, vals, codes
