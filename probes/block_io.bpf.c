@@ -34,6 +34,8 @@ TRACEPOINT_PROBE(block, block_rq_insert) {
     key.dev = args->dev;
     key.sector = args->sector;
     key.empty = args->nr_sector == 0;
+    if (key.empty)
+        key.sector = 0;  // a flush request and the empty preflush write it serves
     struct rq_start s = {};
     s.insert_ts = bpf_ktime_get_ns();
     th_rq.update(&key, &s);
@@ -45,6 +47,8 @@ TRACEPOINT_PROBE(block, block_rq_issue) {
     key.dev = args->dev;
     key.sector = args->sector;
     key.empty = args->nr_sector == 0;
+    if (key.empty)
+        key.sector = 0;  // a flush request and the empty preflush write it serves
     struct rq_start s = {};
     struct rq_start *old = th_rq.lookup(&key);
     if (old)
@@ -62,6 +66,8 @@ TRACEPOINT_PROBE(block, block_rq_complete) {
     key.dev = args->dev;
     key.sector = args->sector;
     key.empty = args->nr_sector == 0;
+    if (key.empty)
+        key.sector = 0;  // a flush request and the empty preflush write it serves
     struct rq_start *s = th_rq.lookup(&key);
     if (!s)
         return 0;

@@ -57,6 +57,14 @@ def op_names(rwbs: np.ndarray) -> np.ndarray:
     return _OPS[code]
 
 
+def _data_less_writes_are_flushes(op: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+    """An empty preflush write (fsync's cache flush) completes as "WS" with no data
+    once the flush request it waited for is done (the flush's own completion is not
+    traced): it is a flush, and its latency the flush's."""
+    op[(nbytes == 0) & (op == "write")] = "flush"
+    return op
+
+
 def decode(p: np.ndarray) -> Batch:
     queue = p["queue"].astype(np.float64)
     queue[p["queue"] == _NO_QUEUE] = np.nan
@@ -66,7 +74,7 @@ def decode(p: np.ndarray) -> Batch:
         None,
         {
             "dev": dev_names(p["dev"]),
-            "op": op_names(p["op"]),
+            "op": _data_less_writes_are_flushes(op_names(p["op"]), p["bytes"]),
             "bytes": p["bytes"].astype(np.float64),
             "latency": p["latency"].astype(np.float64),
             "queue": queue,

@@ -37,6 +37,12 @@ async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path]) -> None:
     writes = mine.take(mine.columns["op"] == "write")
     assert len(writes) > 0
     assert np.all(writes.columns["bytes"] > 0)
+    if Path(f"/sys/block/{dev}/queue/write_cache").read_text().strip() == "write back":
+        # fsync flushes the device's cache: flush requests, no data, a latency
+        flushes = mine.take(mine.columns["op"] == "flush")
+        assert len(flushes) > 0
+        assert np.all(flushes.columns["bytes"] == 0)
+        assert np.all(flushes.columns["latency"] > 0)
     assert np.all(writes.columns["latency"] > 0)
     assert np.all(writes.columns["latency"] < 10e9)
     assert all(np.all(np.diff(x.ts) >= 0) for x in got["disk.io"]), "batches in emission order"

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from probes.block_io import PAYLOAD as IO_PAYLOAD
+from probes.block_io import decode as decode_io
 from probes.block_io import op_names
 from probes.decode import cstrings
 from probes.jbd2 import PAYLOAD
@@ -89,6 +90,13 @@ def test_truncated_record_is_bad_not_a_crash() -> None:
 def test_op_names_from_rwbs() -> None:
     col = np.array([b"R", b"W", b"F", b"D", b"N", b""], dtype="S2")
     assert op_names(col).tolist() == ["read", "write", "flush", "discard", "other", "other"]
+
+
+def test_data_less_write_decodes_as_flush() -> None:
+    p = np.zeros(3, dtype=IO_PAYLOAD)
+    p["op"] = [b"WS", b"WS", b"RA"]
+    p["bytes"] = [4096, 0, 0]
+    assert decode_io(p).columns["op"].tolist() == ["write", "flush", "read"]
 
 
 def test_preflush_is_read_past() -> None:
