@@ -41,20 +41,21 @@ _NO_QUEUE = np.uint64(0xFFFFFFFFFFFFFFFF)
 _OPS = np.array(["other", "read", "write", "flush", "discard"], dtype=object)
 
 
+_CODE = np.zeros(256, dtype=np.int8)  # rwbs letter -> index into _OPS
+for _i, _ch in enumerate(b"RWFD", start=1):
+    _CODE[_ch] = _i
+
+
 def op_names(rwbs: np.ndarray) -> np.ndarray:
     """The first two rwbs characters (`S2` column) -> read/write/flush/discard/other.
 
     A leading `F` is a preflush; the operation is the letter after it ("FWS" is a
     write carrying data), and a flush request itself reads "FF" or "F".
     """
-    first = rwbs.astype("S1")
-    second = np.char.ljust(rwbs, 2).view("S1").reshape(-1, 2)[:, 1] if len(rwbs) else first
-    preflush = (first == b"F") & np.isin(second, (b"R", b"W", b"D"))
-    op = np.where(preflush, second, first)
-    code = np.zeros(op.shape[0], dtype=np.int8)
-    for i, ch in enumerate((b"R", b"W", b"F", b"D"), start=1):
-        code[op == ch] = i
-    return _OPS[code]
+    pairs = np.ascontiguousarray(rwbs, dtype="S2").view(np.uint8).reshape(-1, 2)
+    first, second = pairs[:, 0], pairs[:, 1]
+    preflush = (first == ord("F")) & (_CODE[second] != 0) & (second != ord("F"))
+    return _OPS[_CODE[np.where(preflush, second, first)]]
 
 
 def _data_less_writes_are_flushes(op: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
