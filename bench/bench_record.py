@@ -3,9 +3,10 @@
 
     .venv/bin/python bench/bench_record.py [--events N]
 
-Decodes the first N events of the replay bench's trace (bench_replay.py makes it),
-then writes them again, plain and gzip, and prints events/s and CPU ns per event
-beside `msgspec.json.encode` of one dict per event (the obvious way to write them).
+Decodes the first N events of the replay bench's trace (made with bench_replay's
+generator when missing), then writes them again, plain and gzip, and prints
+events/s and CPU ns per event beside `msgspec.json.encode` of one dict per event
+(the obvious way to write them).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import msgspec
+from bench_replay import generate  # bench/ is on sys.path when run as a script
 
 from engine.batch import Batch
 from engine.sources import TraceSource
@@ -27,7 +29,8 @@ TRACE = Path("/tmp/tracehound-bench/trace-1200000.jsonl")
 
 def _load(n: int) -> list[Batch]:
     if not TRACE.exists():
-        raise SystemExit(f"{TRACE} missing: run bench/bench_replay.py once to generate it")
+        TRACE.parent.mkdir(parents=True, exist_ok=True)
+        generate(TRACE, 1_200_000)
     out: list[Batch] = []
     got = 0
     for b in TraceSource([str(TRACE)], interleave="slices", batch_size=4096).batches():
