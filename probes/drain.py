@@ -1,5 +1,8 @@
-"""The async drain: a bcc probe's per-CPU perf rings into Batches, on the event loop.
+"""The async drain: a bcc probe's output rings into Batches, on the event loop.
 
+A probe's output is one BPF ring buffer for all CPUs where the kernel has it
+(probes/bpf_ring.py), else one perf ring per CPU (probes/perf_ring.py); option
+`output` / env TRACEHOUND_PROBE_OUTPUT (`auto`, `ringbuf`, `perf`) forces one.
 One task per ring waits for its fd (the kernel wakes it at a byte watermark, so a
 busy ring costs one wakeup per batch, not per event) and reads one bounded chunk
 (with whatever the probe's other rings hold).
@@ -14,6 +17,7 @@ have been refused, plus a slow safety poll. Nothing here blocks: bcc compiles in
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,11 +35,13 @@ from engine.source import Emit
 
 from .perf_ring import PerfRing
 
-__all__ = ["DEFAULT_LATENESS_NS", "BccProbeSource", "ProbeSpec", "sweep_for"]
+__all__ = ["DEFAULT_LATENESS_NS", "OUTPUT_ENV", "BccProbeSource", "ProbeSpec", "sweep_for"]
 
 Decode = Callable[[np.ndarray], Batch]
 
 DEFAULT_LATENESS_NS = 50_000_000  # engine.config's default `lateness`
+OUTPUT_ENV = "TRACEHOUND_PROBE_OUTPUT"  # auto (default), ringbuf or perf
+_OUTPUTS = ("auto", "ringbuf", "perf")
 
 
 def sweep_for(lateness_ns: int) -> tuple[float, float]:
@@ -65,7 +71,7 @@ class ProbeSpec:
     payload: np.dtype  # the C sample struct, field for field (align=True)
     decode: Decode  # payload records (in ring order) -> a Batch of `stream`
     cflags: tuple[str, ...] = ()
-    pages: int = 64  # per CPU, a power of two
+    pages: int = 64  # per CPU, a power of two (the ring buffer: this times the CPUs)
     wakeup_events: int = 0  # > 0: wake per N samples (rare streams) instead of a watermark
     tracepoints: tuple[str, ...] = field(default=())
 
@@ -80,7 +86,9 @@ class BccProbeSource:
     Options: `sweep` (s, the longest a sample below the wakeup watermark waits while
     the probe's rings hold data), `sweep_idle` (s, the same once a sweep found them
     all empty), `lost_poll` (s, the safety poll of the loss counters), `pages`,
-    `cflags`. `sweep`/`sweep_idle` default from the lateness (`sweep_for`).
+    `cflags`, `output` (`auto`: the BPF ring buffer where the kernel has it, else
+    perf rings; `ringbuf`; `perf`; default from env TRACEHOUND_PROBE_OUTPUT).
+    `sweep`/`sweep_idle` default from the lateness (`sweep_for`).
     """
 
     def __init__(self, spec: ProbeSpec, options: Mapping[str, Any] | None = None) -> None:
@@ -95,9 +103,15 @@ class BccProbeSource:
         self.lost_poll_s = float(opts.get("lost_poll", 1.0))
         self.pages = int(opts.get("pages", spec.pages))
         self.cflags = spec.cflags + _options_cflags(opts)
+        self.output = str(opts.get("output") or os.environ.get(OUTPUT_ENV) or "auto").lower()
+        if self.output not in _OUTPUTS:
+            raise HostError(
+                f"probe {self.name}: output {self.output!r} is not one of {', '.join(_OUTPUTS)} "
+                f"(option `output` or env {OUTPUT_ENV})"
+            )
         self._per_sample = spec.wakeup_events == 1
         self._program: Any = None
-        self._rings: list[PerfRing] = []
+        self._rings: list[Any] = []  # PerfRing per CPU, or one BpfRing
         self._locks: list[anyio.Lock] = []
         self._last_read: list[int] = []
         self._busy = True  # whether the last sweep found data (sets the next period)
@@ -115,6 +129,17 @@ class BccProbeSource:
             return
         from . import _bcc
 
+        if self.output == "auto" and _bcc.ringbuf_supported():
+            try:
+                self._open_ringbuf(_bcc)
+                self.output = "ringbuf"
+                return
+            except HostError:  # e.g. a bcc without BPF_RINGBUF_OUTPUT: the perf rings then
+                pass
+        if self.output == "ringbuf":
+            self._open_ringbuf(_bcc)
+            return
+        self.output = "perf"
         program = _bcc.Program(self.spec.bpf, self.cflags)
         rings: list[PerfRing] = []
         try:
@@ -136,11 +161,32 @@ class BccProbeSource:
             raise HostError(f"probe {self.name}: cannot open its perf rings: {e}") from None
         self.adopt(program, rings)
 
+    def _open_ringbuf(self, _bcc: Any) -> None:
+        """One BPF ring buffer for all CPUs: as many bytes as the perf rings would have
+        had (pages x CPUs, rounded up to a power of two)."""
+        from .bpf_ring import BpfRing
+
+        page = os.sysconf("SC_PAGE_SIZE")
+        want = self.pages * page * max(len(_bcc.online_cpus()), 1)
+        size = 1 << max(want - 1, page - 1).bit_length()
+        cflags = self.cflags + _bcc.output_cflags(size, self.spec.wakeup_events)
+        program = _bcc.Program(self.spec.bpf, cflags)
+        try:
+            fd, size = program.ringbuf()
+            ring = BpfRing(fd, size, self.spec.payload)
+        except (OSError, ValueError) as e:
+            program.close()
+            raise HostError(f"probe {self.name}: cannot map its ring buffer: {e}") from None
+        self.adopt(program, [ring])
+
     def adopt(self, program: Any, rings: Sequence[Any]) -> None:
         """Drain these rings of this program (what open() builds; tests pass fakes).
 
         `program` needs percpu_counter() and close(); a ring needs cpu, fd, pending(),
-        read() -> RingRead and close().
+        read() -> RingRead and close(), and may have ack() (called when its fd woke
+        the drain, before the read: a ring buffer's epoll, edge-triggered). A ring
+        serving every CPU (the ring buffer) has cpu -1: its loss is the program's
+        per-CPU count.
         """
         self._program, self._rings = program, list(rings)
         # fast_acquire: an uncontended lock (nearly always) costs no trip round the loop
@@ -204,6 +250,11 @@ class BccProbeSource:
     def stats(self) -> dict[str, int]:
         return dict(self._stats)
 
+    def program_stats(self) -> tuple[int, int]:
+        """(run_cnt, run_time_ns) of this probe's BPF programs (kernel.bpf_stats_enabled)."""
+        stats = getattr(self._program, "run_stats", None)
+        return stats() if stats is not None else (0, 0)
+
     def counter(self, name: str) -> int:
         """The sum over CPUs of a BPF_PERCPU_ARRAY(name, u64, 1) in this probe's program."""
         if self._program is None:
@@ -217,9 +268,12 @@ class BccProbeSource:
         holds data, as one batch (under load the CPUs' rings fill alike; reading them
         together halves the wakeups and the batches)."""
         fd = self._rings[i].fd
+        ack = getattr(self._rings[i], "ack", None)
         every = range(len(self._rings))
         while True:
             await anyio.wait_readable(fd)
+            if ack is not None:
+                ack()
             await self._read_rings(every, emit)
 
     def sweep_period(self) -> float:
@@ -289,7 +343,9 @@ class BccProbeSource:
         """Per CPU: the larger of the BPF-side count and the ring's LOST records.
 
         Both count the same refused samples; the BPF map also sees those at the end
-        of a burst, which the ring reports only with its next successful write.
+        of a burst, which a perf ring reports only with its next successful write.
+        The ring buffer has no LOST records: its loss is the BPF count alone, on
+        whichever CPU the sample was refused (every possible CPU is read).
         """
         in_bpf: list[int] = []
         if self._program is not None:
@@ -297,7 +353,8 @@ class BccProbeSource:
                 in_bpf = self._program.percpu_counter()
             except Exception:  # a map read failing must not stop the drain
                 in_bpf = []
-        cpus = set(self._lost_records) | {r.cpu for r in self._rings}
+        cpus = set(self._lost_records) | {r.cpu for r in self._rings if r.cpu >= 0}
+        cpus |= set(range(len(in_bpf)))
         return {
             c: max(in_bpf[c] if c < len(in_bpf) else 0, self._lost_records.get(c, 0)) for c in cpus
         }

@@ -11,7 +11,8 @@ the one copy of what tests/live/test_loss.py and bench/bench_drain.py both need:
   line on stdin, printing `count elapsed` at the end;
 - `drain_run()`: a BccProbeSource over it, run while the producer runs, returning
   what was produced, received and counted lost, the CPU it took and the event
-  loop's lag (a ticker measures it every 10 ms).
+  loop's lag (a ticker measures it every 10 ms); `output` picks the BPF ring
+  buffer or the perf rings (default: the drain's own choice).
 
 Samples are dressed as `sched.runq` (the drain needs a catalog stream): they are not
 run-queue data.
@@ -25,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import numpy as np
@@ -145,6 +147,14 @@ class DrainRun:
     cpu: float = 0.0  # this process's CPU seconds over the run
     lags: list[float] = field(default_factory=list)  # event-loop lag per 10 ms tick, s
     stats: dict[str, int] = field(default_factory=dict)  # the source's own stats()
+    output: str = ""  # "ringbuf" or "perf": what the drain read
+    bpf_ns: int = 0  # the program's run time while the producer ran (bpf_stats on)
+    bpf_runs: int = 0  # its runs then: every syscall on the host, the hits among them
+
+    def kernel_ns_per_hit(self) -> float:
+        """In-kernel ns per sample sent, the other processes' filtered-out syscalls
+        included (0 when kernel.bpf_stats_enabled is 0)."""
+        return self.bpf_ns / self.hits if self.hits else 0.0
 
     def lag_max(self) -> float:
         return max(self.lags, default=0.0)
@@ -160,6 +170,7 @@ async def drain_run(
     settle: float = 0.3,
     compiled: bool = True,
     name: str = "synthetic",
+    output: str | None = None,
 ) -> DrainRun:
     """Run the producer for `secs` at `rate` samples/s (0: flat out) under the drain.
 
@@ -173,7 +184,10 @@ async def drain_run(
         text=True,
     )
     try:
-        src = BccProbeSource(spec(workdir, proc.pid, pages, name), options or {"sweep": 0.005})
+        opts: dict[str, Any] = dict(options or {"sweep": 0.005})
+        if output is not None:
+            opts["output"] = output
+        src = BccProbeSource(spec(workdir, proc.pid, pages, name), opts)
         src.open()
         run = DrainRun(0, 0.0, 0, 0, 0)
 
@@ -195,9 +209,12 @@ async def drain_run(
             tg.start_soon(src.run, emit)
             tg.start_soon(ticker)
             assert proc.stdin is not None
+            runs0, ns0 = src.program_stats()
             proc.stdin.write("go\n")
             proc.stdin.flush()
             out, _ = await anyio.to_thread.run_sync(proc.communicate)
+            runs1, ns1 = src.program_stats()
+            run.bpf_runs, run.bpf_ns = runs1 - runs0, ns1 - ns0
             await anyio.sleep(settle)
             run.hits = src.counter("th_hits")
             tg.cancel_scope.cancel()
@@ -205,6 +222,7 @@ async def drain_run(
         n, el = out.split()
         run.produced, run.seconds = int(n), float(el)
         run.stats = src.stats()
+        run.output = src.output
         return run
     finally:
         if proc.poll() is None:

@@ -274,3 +274,46 @@ def test_idle_rings_back_off_within_the_lateness() -> None:
     fixed, _, _ = make({"sweep": 0.01})
     fixed._busy = False
     assert fixed.sweep_period() == 0.01, "an explicit sweep is kept"
+
+
+class SharedRing(FakeRing):
+    """Like the BPF ring buffer: one ring for every CPU (cpu -1), an edge-triggered fd
+    that the drain must re-arm with ack() before it reads."""
+
+    def __init__(self) -> None:
+        super().__init__(-1)
+        self.acks = 0
+
+    def ack(self) -> None:
+        self.acks += 1
+        os.set_blocking(self.fd, False)
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fd, 100)
+
+    def read(self) -> RingRead:  # the read leaves the fd alone: only ack() re-arms it
+        if self.script:
+            return self.script.pop(0)
+        return RingRead(np.empty(0, dtype=PAYLOAD), 0, 0)
+
+
+async def test_one_ring_for_all_cpus_counts_every_cpus_loss() -> None:
+    spec = ProbeSpec("shared", "fs.commit", Path("/nonexistent.bpf.c"), PAYLOAD, decode)
+    src = BccProbeSource(spec, {"sweep": 60.0, "lost_poll": 60.0})
+    prog = FakeProgram(4)
+    prog.lost = [0, 2, 0, 1]  # before the drain started: not its loss
+    ring = SharedRing()
+    src.adopt(prog, [ring])
+    out = Collect()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(src.run, out)
+        await anyio.sleep(0.02)
+        ring.script.append(RingRead(commits([2, 1]), 0, 0, full=True))
+        prog.lost[2] += 5  # refused on CPUs the ring has no number for
+        prog.lost[3] += 1
+        os.write(ring.wfd, b"x")  # the kernel's wakeup at the watermark
+        await anyio.sleep(0.05)
+        assert out.ts() == [1, 2]
+        assert out.lost() == 6, "the loss of every CPU, from the BPF count alone"
+        assert ring.acks == 1, "the wakeup was acknowledged (else the fd stays readable)"
+        assert src.lost_by_cpu() == {0: 0, 1: 2, 2: 5, 3: 2}
+        tg.cancel_scope.cancel()
