@@ -1,18 +1,43 @@
-// disk.io: one sample per completed block request, keyed in flight by (dev, sector).
+// disk.io: one sample per completed block request, paired in flight by (dev, sector).
 // Only tracepoint arguments and helpers are read: kernel structs are not safe here.
+//
+// In-flight requests live in a set-associative table of slots in a BPF array (the
+// verifier inlines its lookups), not in a hash map: a hash-map update costs ~400 ns a
+// hit, while a slot is claimed with one compare-and-swap of its tag word and filled
+// with plain stores. The key picks a set of TH_RQ_WAYS slots by a hash; a slot holds
+// its key (tag word + dev). A request whose key is in flight already takes its slot
+// over, as the hash update did. The tag word also holds the epoch (~8.6 s units) of
+// its last claim: a full set lets a newcomer take over a slot two epochs old, left by
+// a request that never completes (merged away after its insert); the LRU aged those
+// out. An issued request that finds no slot can never be reported: it is counted in
+// th_lost (a lost sample) and in th_noslot.
 
-struct rq_key {
-    u32 dev;
-    u32 empty;    // data-less (flush) requests report sector 0: keep them apart
-    u64 sector;
-};
+#ifndef TH_RQ_SETS
+#define TH_RQ_SETS 4096  // a power of two
+#endif
+#ifndef TH_RQ_WAYS
+#define TH_RQ_WAYS 4
+#endif
+#ifndef TH_RQ_EPOCH_SHIFT
+#define TH_RQ_EPOCH_SHIFT 33  // an epoch is 2^33 ns: a slot is stale after 8.6-17 s
+#endif
 
-struct rq_start {
+#define TH_RQ_KEY_MASK ((1ULL << 56) - 1)
+
+struct rq_slot {
+    u64 tag;  // 0: free; else epoch << 56 | key ((sector << 1 | data-less) + 1)
     u64 insert_ts;
-    u64 issue_ts;
+    u64 issue_ts;  // 0: inserted, not issued yet
+    u32 dev;       // 0 while free (no block device is 0:0)
     u32 pid;
     u32 bytes;
+    u32 pad;
     char comm[16];
+    u64 pad2;  // a slot per cache line
+};
+
+struct rq_set {
+    struct rq_slot way[TH_RQ_WAYS];
 };
 
 struct io_sample {
@@ -27,65 +52,138 @@ struct io_sample {
     char comm[16];
 };
 
-BPF_TABLE("lru_hash", struct rq_key, struct rq_start, th_rq, 16384);
+BPF_ARRAY(th_rq, struct rq_set, TH_RQ_SETS);
+BPF_PERCPU_ARRAY(th_noslot, u64, 1);
+
+// The key without dev (sectors < 2^54: 56 bits). Data-less (flush) requests report
+// sector 0 and are keyed by device alone: a flush request and the empty preflush
+// write it serves pair up.
+static __always_inline u64 th_rq_key(u64 sector, u32 nr_sector) {
+    return nr_sector ? (sector << 1) + 1 : 2;
+}
+
+static __always_inline struct rq_set *th_rq_set(u32 dev, u64 key) {
+    u32 i = (u32)(((key >> 4) ^ ((u64)dev << 28)) * 0x9E3779B97F4A7C15ULL >> 40)
+            & (TH_RQ_SETS - 1);
+    return th_rq.lookup(&i);
+}
+
+static __always_inline struct rq_slot *th_rq_find(struct rq_set *set, u32 dev, u64 key) {
+#pragma unroll
+    for (int w = 0; w < TH_RQ_WAYS; w++) {
+        struct rq_slot *s = &set->way[w];
+        if ((s->tag & TH_RQ_KEY_MASK) == key && s->dev == dev)
+            return s;
+    }
+    return NULL;
+}
+
+static __always_inline void th_rq_lost(void) {
+    int zero = 0;
+    u64 *c = th_noslot.lookup(&zero);
+    if (c)
+        (*c)++;
+    c = th_lost.lookup(&zero);
+    if (c)
+        (*c)++;
+}
+
+// The key's slot: its own, else a free one, else a stale one claimed for it; or NULL.
+static __always_inline struct rq_slot *th_rq_claim(struct rq_set *set, u32 dev, u64 key,
+                                                   u64 now) {
+    u64 epoch = (now >> TH_RQ_EPOCH_SHIFT) & 0xff;
+    u64 tag = epoch << 56 | key;
+    struct rq_slot *s = th_rq_find(set, dev, key);
+    if (s) {
+        u64 t = s->tag;
+        if (t != tag)  // a new epoch: keep the slot from looking stale
+            __sync_val_compare_and_swap(&s->tag, t, tag);
+        return s;
+    }
+#pragma unroll
+    for (int w = 0; w < TH_RQ_WAYS; w++) {
+        s = &set->way[w];
+        if (s->tag == 0 && __sync_val_compare_and_swap(&s->tag, 0, tag) == 0)
+            goto claimed;
+    }
+    // A full set: take over a slot claimed two epochs ago (a request that never completed).
+#pragma unroll
+    for (int w = 0; w < TH_RQ_WAYS; w++) {
+        s = &set->way[w];
+        u64 t = s->tag;
+        if (((epoch - (t >> 56)) & 0xff) >= 2 && __sync_val_compare_and_swap(&s->tag, t, tag) == t)
+            goto claimed;
+    }
+    return NULL;
+claimed:
+    s->dev = dev;
+    s->insert_ts = 0;
+    s->issue_ts = 0;
+    return s;
+}
 
 TRACEPOINT_PROBE(block, block_rq_insert) {
-    struct rq_key key = {};
-    key.dev = args->dev;
-    key.sector = args->sector;
-    key.empty = args->nr_sector == 0;
-    if (key.empty)
-        key.sector = 0;  // a flush request and the empty preflush write it serves
-    struct rq_start s = {};
-    s.insert_ts = bpf_ktime_get_ns();
-    th_rq.update(&key, &s);
+    u64 key = th_rq_key(args->sector, args->nr_sector);
+    struct rq_set *set = th_rq_set(args->dev, key);
+    if (!set)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    struct rq_slot *s = th_rq_claim(set, args->dev, key, now);
+    if (!s)
+        return 0;  // its issue may still find a slot; only the queue time is unknown then
+    s->insert_ts = now;
+    s->issue_ts = 0;
     return 0;
 }
 
 TRACEPOINT_PROBE(block, block_rq_issue) {
-    struct rq_key key = {};
-    key.dev = args->dev;
-    key.sector = args->sector;
-    key.empty = args->nr_sector == 0;
-    if (key.empty)
-        key.sector = 0;  // a flush request and the empty preflush write it serves
-    struct rq_start s = {};
-    struct rq_start *old = th_rq.lookup(&key);
-    if (old)
-        s.insert_ts = old->insert_ts;
-    s.issue_ts = bpf_ktime_get_ns();
-    s.pid = bpf_get_current_pid_tgid() >> 32;
-    s.bytes = args->nr_sector * 512;
-    bpf_get_current_comm(&s.comm, sizeof(s.comm));
-    th_rq.update(&key, &s);
+    u64 key = th_rq_key(args->sector, args->nr_sector);
+    struct rq_set *set = th_rq_set(args->dev, key);
+    if (!set)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    struct rq_slot *s = th_rq_claim(set, args->dev, key, now);
+    if (!s) {
+        th_rq_lost();
+        return 0;
+    }
+    if (s->issue_ts)  // replaces an issued request of this key: no insert of its own seen
+        s->insert_ts = 0;
+    s->issue_ts = now;
+    s->pid = bpf_get_current_pid_tgid() >> 32;
+    s->bytes = args->nr_sector * 512;
+    __builtin_memcpy(&s->comm, args->comm, sizeof(s->comm));  // current->comm, as the helper
     return 0;
 }
 
 TRACEPOINT_PROBE(block, block_rq_complete) {
-    struct rq_key key = {};
-    key.dev = args->dev;
-    key.sector = args->sector;
-    key.empty = args->nr_sector == 0;
-    if (key.empty)
-        key.sector = 0;  // a flush request and the empty preflush write it serves
-    struct rq_start *s = th_rq.lookup(&key);
+    u64 key = th_rq_key(args->sector, args->nr_sector);
+    struct rq_set *set = th_rq_set(args->dev, key);
+    if (!set)
+        return 0;
+    struct rq_slot *s = th_rq_find(set, args->dev, key);
     if (!s)
         return 0;
-    if (s->issue_ts == 0) {
-        th_rq.delete(&key);
+    u64 issue_ts = s->issue_ts;
+    if (issue_ts == 0) {
+        s->dev = 0;
+        s->tag = 0;
         return 0;
     }
     struct io_sample out = {};
     out.ts = bpf_ktime_get_ns();
-    out.latency = out.ts - s->issue_ts;
-    out.queue = s->insert_ts ? s->issue_ts - s->insert_ts : ~0ULL;
+    out.latency = out.ts - issue_ts;
+    out.queue = s->insert_ts ? issue_ts - s->insert_ts : ~0ULL;
     out.dev = args->dev;
     out.bytes = s->bytes;
     out.pid = s->pid;
     out.op[0] = args->rwbs[0];
     out.op[1] = args->rwbs[1];
     __builtin_memcpy(&out.comm, s->comm, sizeof(out.comm));
-    th_rq.delete(&key);
+    s->dev = 0;
+    s->tag = 0;
+    if ((s64)out.latency < 0)  // the key's next request refilled the slot as it was read
+        return 0;
     th_submit(args, &out, sizeof(out));
     return 0;
 }

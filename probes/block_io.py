@@ -1,7 +1,11 @@
 """disk.io: block request latency (issue -> complete) and queue time (insert -> issue).
 
-The request is tracked in a BPF LRU hash keyed by (dev, sector) from insert to
-completion; requests merged away after insert simply age out of the LRU.
+A request is tracked from insert to completion in a slot of a set-associative BPF
+array keyed by (dev, sector), claimed with a compare-and-swap: no hash-map update on
+the hot path (~400 ns a hit). A slot left by a request merged away after its insert
+is taken over once stale (8.6-17 s) when its set is full. An issued request that
+finds no slot is counted in `th_lost` (a `lost` event) and in `th_noslot`
+(`source.counter(NOSLOT)`); cflags -DTH_RQ_SETS/-DTH_RQ_WAYS size the table.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from . import _bcc
 from .decode import cstrings, dev_names
 from .drain import BccProbeSource, ProbeSpec
 
-__all__ = ["SPEC", "check", "decode", "make_source"]
+__all__ = ["NOSLOT", "SPEC", "check", "decode", "make_source"]
+
+NOSLOT = "th_noslot"  # per-CPU count of issued requests that found no slot
 
 TRACEPOINTS = ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert")
 
