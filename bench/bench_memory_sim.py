@@ -6,11 +6,13 @@ else runs. This one feeds the runtime (the whole rule library, as `watch` builds
 it) a synthetic load at fixed rates, about what bench_memory's own load gives on
 a quiet host: sched.runq 3.3k/s (60 commands), disk.io 300/s (3 devices),
 fs.commit 70/s, proc.exec 20/s, memcg 7 cgroups/s; in 100 ms batches, the
-watermark following. At each simulated minute it prints the process RSS and what
-the runtime's history buffers hold, so one sees the windows fill (the longest
-reaches back 11.5 minutes) and then stay flat.
+watermark following. At each simulated minute it prints the process RSS, what
+the runtime's history buffers hold and what the long-window percentile sketches
+hold (runtime/sketch.py: the 10m and 5m medians keep per-tick histograms, not
+rows), so one sees the windows fill (the longest reaches back 11.5 minutes) and
+then stay flat.
 
-    .venv/bin/python bench/bench_memory_sim.py [--minutes M] [--runq-rate R]
+    .venv/bin/python bench/bench_memory_sim.py [--minutes M] [--runq-rate R] [--disk-rate R]
 """
 
 from __future__ import annotations
@@ -44,12 +46,12 @@ def _rss_mb() -> tuple[float, float]:
 class Load:
     """Batches of each stream for one 100 ms step."""
 
-    def __init__(self, runq_rate: float, seed: int = 1) -> None:
+    def __init__(self, runq_rate: float, seed: int = 1, disk_rate: float = 300.0) -> None:
         self.rng = np.random.default_rng(seed)
         self.comms = np.array([f"task{i}" for i in range(60)], dtype=object)
         self.devs = np.array(["sda", "sdb", "loop0"], dtype=object)
         self.cgroups = np.array([f"/sys/fs/cgroup/app{i}" for i in range(7)], dtype=object)
-        self.rates = {"sched.runq": runq_rate, "disk.io": 300.0, "fs.commit": 70.0}
+        self.rates = {"sched.runq": runq_rate, "disk.io": disk_rate, "fs.commit": 70.0}
         self.rates |= {"proc.exec": 20.0}
 
     def _n(self, stream: str) -> int:
@@ -140,17 +142,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=15.0, help="simulated minutes (15)")
     ap.add_argument("--runq-rate", type=float, default=3300.0, help="sched.runq events/s")
+    ap.add_argument("--disk-rate", type=float, default=300.0, help="disk.io events/s")
     args = ap.parse_args()
     plan = load_plan(None, parse_config(""))
     ev = Evaluator(plan)
-    load = Load(args.runq_rate)
+    load = Load(args.runq_rate, disk_rate=args.disk_rate)
     _after_compile()  # the heap settings `watch` runs with (no compiler here)
     t0 = 1_000 * S
     steps = int(args.minutes * 60 * S / STEP)
     xs: list[float] = []
     ys: list[float] = []
     head = f"{'sim min':>7} {'RSS MB':>7} {'anon MB':>7} {'history MB':>10} {'rows':>9}"
-    print(f"{head} {'CPU s':>6}")
+    print(f"{head} {'sketch MB':>9} {'CPU s':>6}")
     c0 = time.process_time()
     findings = 0
     for i in range(steps + 1):
@@ -164,11 +167,13 @@ def main() -> None:
             stores = [st.history for st in ev._stores.values() if st.history is not None]
             hist = sum(h.nbytes for h in stores) / 1e6
             rows = sum(len(h) for h in stores)
+            sketch = sum(getattr(rs.scope, "sketch_bytes", 0) for rs in ev._rules) / 1e6
             rss, anon = _rss_mb()
             xs.append(i * STEP / S / 60)
             ys.append(rss)
             cpu = time.process_time() - c0
-            print(f"{xs[-1]:7.1f} {rss:7.1f} {anon:7.1f} {hist:10.1f} {rows:9d} {cpu:6.1f}")
+            line = f"{xs[-1]:7.1f} {rss:7.1f} {anon:7.1f} {hist:10.1f} {rows:9d}"
+            print(f"{line} {sketch:9.1f} {cpu:6.1f}")
     last5 = [k for k, x in enumerate(xs) if x >= xs[-1] - 5]
     print(
         f"RSS at 5 min {ys[min(5, len(ys) - 1)]:.1f} MB, 10 min {ys[min(10, len(ys) - 1)]:.1f} MB, "

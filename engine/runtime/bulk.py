@@ -146,6 +146,8 @@ def bulk_held(
         if (r.gcol is not None and not r.full) or r.tcol is not None:
             return None
         span = spec.over if spec.over is not None else over
+        if scope.sketched(k):
+            return None  # its rows are counted at ingest, not kept: step by step
         if scope._incremental(k, t0 - span, t0, tick):
             # A long window: kept incrementally step by step, unless its rows are few.
             i, j = r.history.span(t0 - span, int(his[-1]))

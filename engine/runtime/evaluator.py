@@ -58,7 +58,8 @@ class _Rule:
     rule: CompiledRule
     scope: RuleScope
     reads: frozenset[str]  # streams of the condition's aggregates
-    reach: int  # how far before a window end its rows may be needed (incl. baseline)
+    reach: int  # how far before a window end its windows reach (incl. baseline)
+    row_reach: int = 0  # the same for the windows read from rows (not from a sketch)
     sliding: Sliding | None = None
     pending: PendingTriggers | None = None
     horizon: int = 0  # sliding: how far back a step's windows reach
@@ -103,13 +104,17 @@ class Evaluator:
         for st in self._stores.values():
             st.freeze()
         self._rule_order = {r.name: i for i, r in enumerate(plan.rules)}
+        self._margin = margin
+        # The longest window (sketched ones included): lost rows, and the cutoff
+        # before which key codes may be released, follow it.
         self.retention = max((r.reach for r in self._rules), default=0) + margin
-        # Per stream: only as long as the rules reading it need (lost: the longest).
+        # Per stream: only as long as the rules reading its rows need (lost: the
+        # longest); a sketched window has its rows counted at ingest.
         self._retention = {name: margin for name in self._stores}
         self._retention["lost"] = self.retention
         for rs in self._rules:
             for name in rs.rule.streams:
-                self._retention[name] = max(self._retention[name], rs.reach + margin)
+                self._retention[name] = max(self._retention[name], rs.row_reach + margin)
         # Explain: occurrence logs of candidate streams (None: every stream seen).
         self._explain_all = any(r.explain is not None and not r.explain.streams for r in plan.rules)
         self._explain_streams = {s for r in plan.rules if r.explain for s in r.explain.streams}
@@ -138,7 +143,7 @@ class Evaluator:
 
     # ---- set-up ----
     def _setup_rule(self, rule: CompiledRule) -> _Rule:
-        scope = RuleScope(rule, self._stores, self._keys)
+        scope = RuleScope(rule, self._stores, self._keys, tick=self.tick)
         reads = frozenset(a.stream for a in rule.aggregates)
         over_reach = scope.reach
         if rule.correlation is None:
@@ -146,8 +151,12 @@ class Evaluator:
             span = max(window, over_reach) + (rule.for_ or 0) + self.tick
             # The evidence baseline ends where the rule's own window starts, not where
             # a long `over` starts: a 10m baseline aggregate does not add 60s to it.
-            reach = max(span, window + (rule.for_ or 0) + self.tick + rule.baseline)
+            base = window + (rule.for_ or 0) + self.tick + rule.baseline
+            reach = max(span, base)
             rs = _Rule(rule, scope, reads, reach, sliding=Sliding(self.tick, rule.for_))
+            # Sketched windows (long percentiles) read no rows once ingested.
+            row_span = max(window, scope.row_reach) + (rule.for_ or 0) + self.tick
+            rs.row_reach = max(row_span, base)
             rs.horizon = span
             rs.bulk = bulk_plan(rule)
             rs.reads_sorted = tuple(sorted(reads))
@@ -166,6 +175,7 @@ class Evaluator:
             d = rule.correlation.d
             span = 2 * d + over_reach
             rs = _Rule(rule, scope, reads, span + rule.baseline, pending=PendingTriggers())
+            rs.row_reach = 2 * d + scope.row_reach + rule.baseline
             self._triggers_of.setdefault(rule.correlation.trigger.stream, []).append(rs)
         rs.ttl = max(rs.reach, MIN_TTL)
         if rule.periodic is not None and rule.periodic.every is not None:
@@ -351,6 +361,7 @@ class Evaluator:
             t = sl.next_step
             assert t is not None
             self._stats["evaluations"] += 1
+            scope.sketch_step(t)
             if rs.bulk is not None and not chunk_t0 <= t < chunk_end:
                 steps = _BULK_STEPS
                 if limit != _INF:
@@ -455,6 +466,8 @@ class Evaluator:
         if memo is None or memo[0] != t - self.tick or memo[1] != stamp:
             return False
         prev = memo[0]
+        if rs.scope.sketch_left(prev, t):
+            return False  # left a sketched window (its rows may be gone from history)
         assert rs.windows is not None
         for s, span in rs.windows:
             h = self._stores[s].history
@@ -477,6 +490,8 @@ class Evaluator:
 
     def _idle(self, rs: _Rule, t: int) -> bool:
         """No row of the rule's streams can be in any window of the step at t."""
+        if rs.scope.sketch_holds(t):
+            return False
         for s in rs.reads:
             h = self._stores[s].history
             assert h is not None
@@ -678,9 +693,13 @@ class Evaluator:
         for rs in self._rules:
             if rs.pending is not None:
                 early = rs.pending.earliest_start()
+                # Correlation windows' sketches: as far back as their windows reach.
+                sketch_cut = int(wm) - rs.reach - self._margin
                 if early is not None:
+                    sketch_cut = min(sketch_cut, early - rs.reach)
                     for name in rs.rule.streams:
-                        cutoffs[name] = min(cutoffs[name], early - rs.reach)
+                        cutoffs[name] = min(cutoffs[name], early - rs.row_reach)
+                rs.scope.expire_sketches(sketch_cut)
         for name, st in self._stores.items():
             if st.history is not None:
                 st.history.expire(cutoffs[name])

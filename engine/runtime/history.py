@@ -4,13 +4,14 @@ Windows are found with `np.searchsorted` on `ts`; rows leave once no window, lat
 trigger or baseline can reach them. Interval streams arrive in `end` order, so a
 new chunk may hold rows older than the tail: only the overlapping tail is re-sorted.
 
-Memory: a long window over a busy stream (a 10-minute median of sched.runq) keeps
-millions of rows, so the buffers are sized close to what is live: they grow by a
-quarter, expired rows at the front are reclaimed by moving the live rows down in
-place (in chunks that never overlap, so without a temporary copy) once they are
-a tenth of the buffer, and a buffer mostly empty after an expiry is reallocated
-smaller. Each live row is copied a few times over its life; the buffer stays
-within ~1.25x of the live rows instead of up to 2x (4x while filling).
+Memory: a window over a busy stream (the minute of evidence baseline of sched.runq;
+long percentiles are sketched instead, sketch.py) keeps millions of rows, so the
+buffers are sized close to what is live: they grow by a quarter, expired rows at
+the front are reclaimed by moving the live rows down in place (in chunks that
+never overlap, so without a temporary copy) once they are a tenth of the buffer,
+and a buffer mostly empty after an expiry is reallocated smaller. Each live row is
+copied a few times over its life; the buffer stays within ~1.25x of the live rows
+instead of up to 2x (4x while filling).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Sliding windows kept up to date by the rows entering and leaving, step after step.
 
-A percentile over a long `over` (p50 over 5m at every 100ms step) would otherwise
-re-select among every row of the window at each step. Steps only move forward, so
-each key's window changes by a few rows at each end. Only a band of sorted values
-around the wanted rank is kept, with counts of the values below and above it: a
-step costs O(rows moved + band), not a copy of the whole window; a key whose rank
-leaves its band (or whose band grows too wide) is rebuilt from its rows. Exact.
+A percentile over a long `over` (50 ticks or more) would otherwise re-select
+among every row of the window at each step. (One whose rows the rule would not
+keep otherwise, like the library's 5m and 10m medians, is sketched instead:
+sketch.py.) Steps only move forward, so each key's window changes by a few rows
+at each end. Only a band of sorted values around the wanted rank is kept, with
+counts of the values below and above it: a step costs O(rows moved + band), not a
+copy of the whole window; a key whose rank leaves its band (or whose band grows
+too wide) is rebuilt from its rows. Exact.
 """
 
 from __future__ import annotations

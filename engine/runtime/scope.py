@@ -26,6 +26,7 @@ from .aggregates import aggregate, percentile_rank, rank_of
 from .history import History
 from .incremental import RunningSums, SortedWindow
 from .keys import KeyIndex, SeenTimes
+from .sketch import SlicedPercentile, SlicedRows
 from .streams import KeyRegistry, StreamStore
 
 __all__ = ["AggValues", "Reader", "RuleScope", "eval_cond", "eval_value"]
@@ -166,10 +167,22 @@ def _empty_value(spec: AggSpec, start: int, end: int) -> float:
 
 
 class RuleScope:
-    """A rule's readers, its key layout and its window evaluation."""
+    """A rule's readers, its key layout and its window evaluation.
+
+    `tick`: percentiles over long windows come from log histograms fed at ingest
+    (sketch.py), within 1%: per-tick histograms for a sliding rule's window (a
+    multiple of the tick), per-tick compact rows for a correlation rule's `over`
+    (its windows end anywhere). The stream's rows need not be retained for those
+    windows (`row_reach`).
+    """
 
     def __init__(
-        self, rule: CompiledRule, stores: Mapping[str, StreamStore], keys: KeyRegistry
+        self,
+        rule: CompiledRule,
+        stores: Mapping[str, StreamStore],
+        keys: KeyRegistry,
+        *,
+        tick: int | None = None,
     ) -> None:
         self.rule = rule
         trig = rule.correlation.trigger.stream if rule.correlation is not None else None
@@ -206,9 +219,96 @@ class RuleScope:
             )
         self._sorted: dict[int, SortedWindow] = {}
         self._sums: dict[int, RunningSums] = {}
-        # Reach of the condition's windows before the rule's window start.
+        self._sketch: dict[int, tuple[SlicedPercentile, int]] = {}  # k -> (sketch, span)
+        self._rowsk: dict[int, SlicedRows] = {}  # correlation rules
+        if tick:
+            for k in range(len(rule.aggregates)):
+                self._sketch_if_long(k, tick)
+        # Reach of the condition's windows before the rule's window start, and of
+        # those still read from rows (not from a sketch).
         self.reach = max((a.over or 0 for a in rule.aggregates), default=0)
+        self.row_reach = max(
+            (
+                a.over or 0
+                for k, a in enumerate(rule.aggregates)
+                if k not in self._sketch and k not in self._rowsk
+            ),
+            default=0,
+        )
         self.tests = _percentile_tests(rule)
+
+    def _sketch_if_long(self, k: int, tick: int) -> None:
+        """Keep aggregate k in a sketch: a percentile over a long window that is a
+        multiple of the tick, whose groups are tracked (not read from the rows)."""
+        spec, r = self.rule.aggregates[k], self.aggs[k]
+        corr = self.rule.correlation
+        span = spec.over if spec.over is not None else (self.rule.over or 0)
+        # Only where it lets rows go: longer than the rows the rule reads anyway
+        # (its window, `for` and evidence baseline), and long in ticks.
+        if corr is None:
+            rows = (self.rule.over or 0) + (self.rule.for_ or 0) + tick + self.rule.baseline
+        else:
+            rows = 2 * corr.d + self.rule.baseline if spec.over is not None else span
+        if (
+            span <= rows
+            or spec.func != "percentile"
+            or spec.q is None
+            or r.value is None
+            or r.tcol is not None
+            or (r.gcol is not None and not r.full)
+            or (bool(self.free) and not self.tracks_groups)
+            or span < _LONG_WINDOW_STEPS * tick
+        ):
+            return
+        sk: SlicedPercentile | SlicedRows
+        if corr is not None:
+            sk = self._rowsk[k] = SlicedRows(spec.q, tick)
+        elif span % tick:
+            return
+        else:
+            sk = SlicedPercentile(spec.q, span, tick)
+            self._sketch[k] = (sk, span)
+        value, valid, gcol = r.value, r.valid, r.gcol
+
+        def feed(cols: Mapping[str, np.ndarray]) -> None:
+            v = cols[value]
+            keep = cols[valid] if valid is not None else ~np.isnan(v)
+            codes = cols[gcol] if gcol is not None else None
+            if keep.all():
+                sk.ingest(cols["ts"], v, codes)
+            else:
+                sk.ingest(cols["ts"][keep], v[keep], None if codes is None else codes[keep])
+
+        r.store.listeners.append(feed)
+
+    def sketched(self, k: int) -> bool:
+        """Is aggregate k read from a sketch (its rows may be gone)?"""
+        return k in self._sketch or k in self._rowsk
+
+    def expire_sketches(self, cutoff: int) -> None:
+        """Correlation windows will not reach before cutoff."""
+        for sk in self._rowsk.values():
+            sk.expire(cutoff)
+
+    def sketch_step(self, t: int) -> None:
+        """Move the sketched windows to the step at t (every step: the slices that
+        left go, whether or not the condition reads the value)."""
+        for sk, _ in self._sketch.values():
+            sk.update(t)
+
+    def sketch_holds(self, t: int) -> bool:
+        """Does any sketched window of the step at t hold a row?"""
+        self.sketch_step(t)
+        return any(sk.rows for sk, _ in self._sketch.values())
+
+    def sketch_left(self, prev: int, t: int) -> bool:
+        """Did a row leave a sketched window between the steps at prev and t?"""
+        return any(sk.left_between(prev - span, t - span) for sk, span in self._sketch.values())
+
+    @property
+    def sketch_bytes(self) -> int:
+        b = sum(sk.nbytes for sk, _ in self._sketch.values())
+        return b + sum(sk.nbytes for sk in self._rowsk.values())
 
     @property
     def tracks_groups(self) -> bool:
@@ -438,6 +538,14 @@ class RuleScope:
         spec, r = self.rule.aggregates[k], self.aggs[k]
         groups, end = av.groups, av.end
         lo = av.start if spec.over is None else end - spec.over
+        rowsk = self._rowsk.get(k)
+        if rowsk is not None:
+            return rowsk.percentile(lo, end, groups if r.gcol is not None else groups * 0)
+        sketch = self._sketch.get(k)
+        if sketch is not None and av.tick and end % av.tick == 0 and end - lo == sketch[1]:
+            sk = sketch[0]
+            sk.update(end)
+            return sk.percentile(groups if r.gcol is not None else np.zeros_like(groups))
         if self._incremental(k, lo, end, av.tick):
             if spec.func == "percentile":
                 assert spec.q is not None
@@ -491,7 +599,7 @@ class RuleScope:
         spec, r = self.rule.aggregates[k], self.aggs[k]
         end = av.end
         lo = av.start if spec.over is None else end - spec.over
-        if self._incremental(k, lo, end, av.tick):
+        if self._incremental(k, lo, end, av.tick) or self.sketched(k):
             return None
         q = 100.0 if spec.func == "max" else (spec.q or 0.0)  # min: rank 1 (q -> 0)
         g = av.groups.shape[0]

@@ -3,9 +3,12 @@
 Derived columns are computed once per event at ingest, vectorized per batch: one
 boolean column per `where` predicate and one key-code column per tuple of `by`
 fields. Windows then only slice, mask and group; nothing is recomputed per step.
+Listeners (long-window sketches) see each ingested chunk once, as it is appended.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -56,6 +59,8 @@ class StreamStore:
         self.rows_in = 0
         self._pending: list[Batch] = []
         self._pending_rows = 0
+        # Called with each ingested chunk's columns (sketches fed once per row).
+        self.listeners: list[Callable[[Mapping[str, np.ndarray]], None]] = []
 
     # -- registration --
     def need_value(self, field: str) -> str:
@@ -193,4 +198,6 @@ class StreamStore:
             if key is not None:
                 ok &= cols[key] >= 0
             cols[col] = ok
+        for fn in self.listeners:
+            fn(cols)
         self.history.append(cols)

@@ -102,14 +102,15 @@ def test_cstrings_cache_stays_bounded() -> None:
 
 def test_long_over_is_not_lengthened_by_the_evidence_baseline() -> None:
     """The evidence baseline ends where the rule's window starts: a 10m `over`
-    aggregate keeps 10m of rows, not 10m + the 60s baseline; a baseline longer than
-    every `over` still sets how long rows stay."""
+    aggregate read from rows keeps 10m of rows, not 10m + the 60s baseline; a
+    baseline longer than every `over` still sets how long rows stay. (A 10m
+    percentile is sketched and keeps no rows: test_sketch.py.)"""
     from engine.dsl import compile_text
     from engine.runtime.evaluator import Evaluator
 
     tick, margin = 100_000_000, 30 * S
     long_over = compile_text(
-        "rule r when p99(sched.runq.latency) > 10 * p50(sched.runq.latency over 10m)"
+        "rule r when p99(sched.runq.latency) > 10 * avg(sched.runq.latency over 10m)"
         " over 5s by comm"
     )
     ev = Evaluator(long_over, tick=tick, margin=margin)
