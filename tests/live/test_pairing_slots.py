@@ -62,14 +62,24 @@ def _writer(dev: str, blocks: list[int]) -> None:
 def _concurrent_writes(dev: str, writers: int, each: int) -> int:
     """`writers` threads writing at once, every block distinct and none adjacent (no
     merge): the number of block requests."""
+    errors: list[BaseException] = []
+
+    def write(blocks: list[int]) -> None:
+        try:
+            _writer(dev, blocks)
+        except BaseException as e:  # a thread's error would otherwise only be printed
+            errors.append(e)
+
     threads = [
-        threading.Thread(target=_writer, args=(dev, [2 * (i * writers + w) for i in range(each)]))
+        threading.Thread(target=write, args=([2 * (i * writers + w) for i in range(each)],))
         for w in range(writers)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise errors[0]
     return writers * each
 
 
@@ -101,7 +111,9 @@ async def test_every_concurrent_request_reported_once(raw_loop: str) -> None:
     got = await collect(src, work)
     mine = _my_writes(got, raw_loop)
     assert counts["noslot"] == 0
-    assert len(mine) == counts["writes"], f"each request once: {len(mine)} of {counts}"
+    assert len(mine) == counts["writes"], (
+        f"each request once: {len(mine)} of {counts}, drain {src.stats()}, lost {_lost(got)}"
+    )
     lat = mine.columns["latency"]
     assert np.all((lat > 0) & (lat < 5e9))
     q = mine.columns["queue"]
