@@ -95,6 +95,10 @@ def ringbuf_supported() -> bool:
     import ctypes
     import platform
 
+    if platform.machine() != "x86_64":
+        # probes/bpf_ring.py reads headers, payloads and writes consumer_pos with plain
+        # loads and stores: in order on x86 (TSO) only; elsewhere it needs barriers.
+        return False
     nr = _NR_BPF.get(platform.machine())
     if nr is None:
         return False

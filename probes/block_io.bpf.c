@@ -10,7 +10,8 @@
 // its last claim: a full set lets a newcomer take over a slot two epochs old, left by
 // a request that never completes (merged away after its insert); the LRU aged those
 // out. An issued request that finds no slot can never be reported: it is counted in
-// th_lost (a lost sample) and in th_noslot.
+// th_lost (a lost sample) and in th_noslot; taking over an issued request's slot is
+// counted in th_lost alone.
 
 #ifndef TH_RQ_SETS
 #define TH_RQ_SETS 4096  // a power of two
@@ -80,12 +81,25 @@ static __always_inline struct rq_slot *th_rq_find(struct rq_set *set, u32 dev, u
 
 static __always_inline void th_rq_lost(void) {
     int zero = 0;
+    u64 *c = th_lost.lookup(&zero);
+    if (c)
+        (*c)++;
+}
+
+static __always_inline void th_rq_noslot(void) {
+    int zero = 0;
     u64 *c = th_noslot.lookup(&zero);
     if (c)
         (*c)++;
-    c = th_lost.lookup(&zero);
-    if (c)
-        (*c)++;
+    th_rq_lost();
+}
+
+// Free a slot: dev first, then the tag with an atomic (a full barrier: the compiler
+// may not sink the dev store past it, so a newcomer's dev is never overwritten).
+static __always_inline void th_rq_free(struct rq_slot *s) {
+    u64 t = s->tag;
+    s->dev = 0;
+    __sync_val_compare_and_swap(&s->tag, t, 0);
 }
 
 // The key's slot: its own, else a free one, else a stale one claimed for it; or NULL.
@@ -111,8 +125,11 @@ static __always_inline struct rq_slot *th_rq_claim(struct rq_set *set, u32 dev, 
     for (int w = 0; w < TH_RQ_WAYS; w++) {
         s = &set->way[w];
         u64 t = s->tag;
-        if (((epoch - (t >> 56)) & 0xff) >= 2 && __sync_val_compare_and_swap(&s->tag, t, tag) == t)
+        if (((epoch - (t >> 56)) & 0xff) >= 2 && __sync_val_compare_and_swap(&s->tag, t, tag) == t) {
+            if (s->issue_ts)  // issued, not completed yet: if it ever completes, unreported
+                th_rq_lost();
             goto claimed;
+        }
     }
     return NULL;
 claimed:
@@ -144,7 +161,7 @@ TRACEPOINT_PROBE(block, block_rq_issue) {
     u64 now = bpf_ktime_get_ns();
     struct rq_slot *s = th_rq_claim(set, args->dev, key, now);
     if (!s) {
-        th_rq_lost();
+        th_rq_noslot();
         return 0;
     }
     if (s->issue_ts)  // replaces an issued request of this key: no insert of its own seen
@@ -166,8 +183,7 @@ TRACEPOINT_PROBE(block, block_rq_complete) {
         return 0;
     u64 issue_ts = s->issue_ts;
     if (issue_ts == 0) {
-        s->dev = 0;
-        s->tag = 0;
+        th_rq_free(s);
         return 0;
     }
     struct io_sample out = {};
@@ -180,8 +196,7 @@ TRACEPOINT_PROBE(block, block_rq_complete) {
     out.op[0] = args->rwbs[0];
     out.op[1] = args->rwbs[1];
     __builtin_memcpy(&out.comm, s->comm, sizeof(out.comm));
-    s->dev = 0;
-    s->tag = 0;
+    th_rq_free(s);
     if ((s64)out.latency < 0)  // the key's next request refilled the slot as it was read
         return 0;
     th_submit(args, &out, sizeof(out));

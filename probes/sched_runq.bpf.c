@@ -87,8 +87,10 @@ static __always_inline void th_enqueue(u32 pid, u64 now) {
     for (int w = 0; w < TH_WAKE_WAYS; w++) {
         u64 v = set->way[w];
         if (((now - v) & TH_TS_MASK) >> TH_WAKE_STALE_SHIFT &&
-            __sync_val_compare_and_swap(&set->way[w], v, word) == v)
+            __sync_val_compare_and_swap(&set->way[w], v, word) == v) {
+            th_wake_lost();  // if its task does run again, that wait goes unreported
             return;
+        }
     }
     th_wake_lost();
 }
