@@ -178,6 +178,7 @@ class BpfRing:
         # a reserve fails when the record does not fit the free space: room for less
         # than two samples, a sample may have been refused (th_lost counts it)
         out.full = self.size - n < 2 * self.rec_size
+        out.complete = used >= n  # else it stopped at a BUSY record
         if used:
             cons_a[0] = cons + used  # hands the space back to the kernel
         return out

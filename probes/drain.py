@@ -298,6 +298,7 @@ class BccProbeSource:
         never overtake each other (locks are taken in index order: no deadlock).
         """
         held: list[int] = []
+        stalled: list[int] = []  # reads that stopped at a record still being written
         payloads: list[np.ndarray] = []
         lost = 0
         t0 = time.monotonic_ns()  # every sample stamped before this will be read below
@@ -316,6 +317,8 @@ class BccProbeSource:
                 self._stats["bad"] += got.bad
                 if got.full:
                     self._suspect_loss = True
+                if not got.complete:
+                    stalled.append(i)
                 if got.lost:
                     lost += got.lost
                     self._lost_records[ring.cpu] = self._lost_records.get(ring.cpu, 0) + got.lost
@@ -331,7 +334,8 @@ class BccProbeSource:
                 self._stats["batches"] += 1
                 await emit(batch)
             for i in held:
-                self._last_read[i] = t0
+                if i not in stalled:  # else samples stamped before t0 may still wait
+                    self._last_read[i] = t0
         finally:
             for i in held:
                 locks[i].release()

@@ -119,12 +119,16 @@ def decode_records(chunk: np.ndarray, rec_dtype: np.dtype) -> RingRead:
 class RingRead:
     """What one read of a ring gave: payload records (may be empty), samples lost, misfits,
     and whether the ring was (nearly) full when read: the only state in which the
-    kernel refuses a sample, so the drain reads the loss counters after such a read."""
+    kernel refuses a sample, so the drain reads the loss counters after such a read.
+    `complete` is False when the read stopped at a record still being written (a BPF
+    ring buffer): samples behind it, from any CPU, are not read yet, so the drain must
+    not count this read toward its progress."""
 
     payload: np.ndarray
     lost: int
     bad: int
     full: bool = False
+    complete: bool = True
 
 
 def _perf_event_open(cpu: int, wakeup: int, watermark: bool) -> int:

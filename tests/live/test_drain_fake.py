@@ -124,6 +124,44 @@ async def test_progress_follows_the_sweeps() -> None:
     assert p2 - p1 > 20_000_000, "idle rings are swept, so progress keeps moving"
 
 
+class StalledRing(FakeRing):
+    """A ring buffer whose reads stop at a record still being written (BUSY)."""
+
+    stalled = True
+
+    def pending(self) -> int:
+        return 1 if (self.script or self.stalled) else 0
+
+    def read(self) -> RingRead:
+        r = super().read()
+        r.complete = not self.stalled
+        return r
+
+
+async def test_progress_waits_for_a_record_still_being_written() -> None:
+    spec = ProbeSpec("fake", "fs.commit", Path("/nonexistent.bpf.c"), PAYLOAD, decode)
+    src = BccProbeSource(spec, {"sweep": 0.002, "lost_poll": 0.01})
+    ring = StalledRing(-1)
+    src.adopt(FakeProgram(2), [ring, FakeRing(0)])
+
+    async def emit(b: Batch) -> None:
+        pass
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(src.run, emit)
+        await anyio.sleep(0.03)
+        p1 = src.progress()
+        await anyio.sleep(0.05)
+        p2 = src.progress()
+        ring.stalled = False
+        await anyio.sleep(0.05)
+        p3 = src.progress()
+        tg.cancel_scope.cancel()
+    assert p1 is not None and p2 is not None and p3 is not None
+    assert p2 == p1, "samples behind a BUSY record may be older than any later read"
+    assert p3 - p2 > 20_000_000, "once the record is committed and read, progress moves"
+
+
 async def test_stop_still_delivers_what_reached_the_rings() -> None:
     spec = ProbeSpec("fake", "fs.commit", Path("/nonexistent.bpf.c"), PAYLOAD, decode)
     src = BccProbeSource(spec, {"sweep": 60.0, "lost_poll": 60.0})
