@@ -175,7 +175,6 @@ async def test_stale_request_slot_is_taken_over(raw_loop: str) -> None:
         await anyio.sleep(1.0)
         marks["t2"] = time.monotonic_ns()
         marks["noslot2"] = src.counter(block_io.NOSLOT)
-        marks["lost2"] = src.counter("th_lost")
         await anyio.to_thread.run_sync(_writer, raw_loop, list(range(200, 300, 2)))
         await anyio.sleep(0.1)
         marks["noslot3"] = src.counter(block_io.NOSLOT)
@@ -191,9 +190,9 @@ async def test_stale_request_slot_is_taken_over(raw_loop: str) -> None:
     assert late.sum() > 0, "the stale slot was taken over"
     # the one slot is shared with every other device's requests: ours found it or were counted
     assert late.sum() + marks["noslot3"] - marks["noslot2"] >= 50
-    # the stale slot's request had been issued: should it complete, it goes unreported
-    new_noslot = marks["noslot3"] - marks["noslot2"]
-    assert marks["lost3"] - marks["lost2"] >= new_noslot + 1, marks
+    # the stale slot's request had been issued: should it complete, it goes unreported,
+    # so its takeover (by our writes or any device's request) is a lost sample too
+    assert marks["lost3"] >= marks["noslot3"] + 1, marks
 
 
 def _spinners(n: int) -> None:
