@@ -79,19 +79,12 @@ static __always_inline struct rq_slot *th_rq_find(struct rq_set *set, u32 dev, u
     return NULL;
 }
 
-static __always_inline void th_rq_lost(void) {
-    int zero = 0;
-    u64 *c = th_lost.lookup(&zero);
-    if (c)
-        (*c)++;
-}
-
 static __always_inline void th_rq_noslot(void) {
     int zero = 0;
     u64 *c = th_noslot.lookup(&zero);
     if (c)
         (*c)++;
-    th_rq_lost();
+    th_count_lost();
 }
 
 // Free a slot: dev first, then the tag with an atomic (a full barrier: the compiler
@@ -127,7 +120,7 @@ static __always_inline struct rq_slot *th_rq_claim(struct rq_set *set, u32 dev, 
         u64 t = s->tag;
         if (((epoch - (t >> 56)) & 0xff) >= 2 && __sync_val_compare_and_swap(&s->tag, t, tag) == t) {
             if (s->issue_ts)  // issued, not completed yet: if it ever completes, unreported
-                th_rq_lost();
+                th_count_lost();
             goto claimed;
         }
     }

@@ -50,9 +50,7 @@ static __always_inline void th_wake_lost(void) {
     u64 *c = th_noslot.lookup(&zero);
     if (c)
         (*c)++;
-    c = th_lost.lookup(&zero);
-    if (c)
-        (*c)++;
+    th_count_lost();
 }
 
 static __always_inline void th_enqueue(u32 pid, u64 now) {
