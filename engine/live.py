@@ -176,7 +176,7 @@ def watch(
     if writer is not None:
         _say(f"recorded {writer.events} event(s) to {record}")
     lost = sum(s.stats().get("lost", 0) for s in live.sources)
-    _say(f"{result.findings} finding(s); {lost} event(s) lost in the probes' output rings")
+    _say(f"{result.findings} finding(s); {lost} event(s) lost in the probes")
     worst = result.worst()
     if fail_on and worst is not None and severity_rank(worst) >= severity_rank(fail_on):
         return 1

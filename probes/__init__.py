@@ -46,7 +46,7 @@ def _p(stream: str, module: str, kind: Kind, tracepoints: tuple[str, ...], doc: 
     return ProbeInfo(stream, module, kind, tracepoints, doc)
 
 
-# `lost` has no probe: the drain stamps it when a probe's output ring refused samples.
+# `lost` has no probe: the drain stamps it when a probe lost samples (docs/probes.md).
 PROBES: dict[str, ProbeInfo] = {
     p.stream: p
     for p in (

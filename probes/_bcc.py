@@ -206,19 +206,29 @@ class Program:
         table = self._bpf[b"events"]
         return int(table.map_fd), int(table.max_entries)
 
-    def run_stats(self) -> tuple[int, int]:
-        """(run_cnt, run_time_ns) summed over this program's loaded functions, from
-        /proc/self/fdinfo (counted only while kernel.bpf_stats_enabled is 1)."""
-        cnt = ns = 0
+    def _fdinfo(self, *names: str) -> list[int]:
+        """Fields of /proc/self/fdinfo summed over this program's loaded functions."""
+        out = [0] * len(names)
         for fn in self._bpf.funcs.values():
             try:
                 text = Path(f"/proc/self/fdinfo/{fn.fd}").read_text()
             except OSError:
                 continue
             fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-            cnt += int(fields.get("run_cnt", 0))
-            ns += int(fields.get("run_time_ns", 0))
+            for i, name in enumerate(names):
+                out[i] += int(fields.get(name, 0))
+        return out
+
+    def run_stats(self) -> tuple[int, int]:
+        """(run_cnt, run_time_ns) summed over this program's functions (counted only
+        while kernel.bpf_stats_enabled is 1)."""
+        cnt, ns = self._fdinfo("run_cnt", "run_time_ns")
         return cnt, ns
+
+    def misses(self) -> int:
+        """Runs of this program's functions the kernel skipped (recursion_misses, 5.12+;
+        0 where fdinfo lacks it): always counted, bpf_stats or not."""
+        return self._fdinfo("recursion_misses")[0]
 
     def set_perf_fd(self, cpu: int, fd: int) -> None:
         """Point the `events` perf map's slot for `cpu` at our own perf event."""

@@ -5,7 +5,12 @@ array keyed by (dev, sector), claimed with a compare-and-swap: no hash-map updat
 the hot path (~400 ns a hit). A slot left by a request merged away after its insert
 is taken over once stale (8.6-17 s) when its set is full. An issued request that
 finds no slot is counted in `th_lost` (a `lost` event) and in `th_noslot`
-(`source.counter(NOSLOT)`); cflags -DTH_RQ_SETS/-DTH_RQ_WAYS size the table.
+(`source.counter(NOSLOT)`, stats()["noslot"]); so is (in `th_lost`) every other way
+a request can go unreported: its slot taken over, or another request of its key
+issued while it was in flight. A completion with no issued slot is `th_unpaired`:
+a request issued before the probe attached, or one whose issue the kernel skipped
+(a recursion miss, which the drain counts as lost). cflags -DTH_RQ_SETS/-DTH_RQ_WAYS
+size the table.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import numpy as np
 
 from engine.batch import Batch
 
-from . import _bcc
+from . import _bcc, btf
 from .decode import cstrings, dev_names
 from .drain import BccProbeSource, ProbeSpec
 
-__all__ = ["NOSLOT", "SPEC", "check", "decode", "make_source"]
+__all__ = ["NOSLOT", "SPEC", "UNPAIRED", "check", "decode", "make_source"]
 
 NOSLOT = "th_noslot"  # per-CPU count of issued requests that found no slot
+UNPAIRED = "th_unpaired"  # per-CPU count of completions with no issued slot
 
 TRACEPOINTS = ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert")
 
@@ -99,6 +105,7 @@ SPEC = ProbeSpec(
     decode=decode,
     pages=128,
     tracepoints=TRACEPOINTS,
+    counters=(NOSLOT, UNPAIRED),
 )
 
 
@@ -106,5 +113,49 @@ def check() -> tuple[bool, str]:
     return _bcc.probe_check(TRACEPOINTS)
 
 
+def raw_complete_cflags(kernel: btf.Btf) -> tuple[str, ...]:
+    """-D flags for the raw block_rq_complete program: the running kernel's offsets in
+    struct request / request_queue / gendisk and its request op and flag values.
+    Raises BtfError when the kernel lacks one (older layouts: the tracepoint then)."""
+    args = kernel.raw_tracepoint_args("block_rq_complete")
+    if len(args) != 3 or args[0] != "struct request *":
+        raise btf.BtfError(f"block_rq_complete takes ({', '.join(args)})")
+    sector = kernel.member("request", "__sector")
+    flags = kernel.member("request", "cmd_flags")
+    queue = kernel.member("request", "q")
+    disk = kernel.member("request_queue", "disk")
+    major = kernel.member("gendisk", "major")
+    minor = kernel.member("gendisk", "first_minor")
+    want = {"__sector": (sector, 8), "cmd_flags": (flags, 4), "major": (major, 4),
+            "first_minor": (minor, 4)}  # fmt: skip
+    for name, (m, size) in want.items():
+        if m.size != size:
+            raise btf.BtfError(f"{name} is {m.size} bytes, not {size}")
+    if not (queue.pointer and disk.pointer):
+        raise btf.BtfError("request.q / request_queue.disk are not pointers")
+    # the op is the low REQ_OP_BITS of cmd_flags; the flag bits start right above them
+    op_bits = kernel.enum_value("req_flag_bits", "__REQ_FAILFAST_DEV")
+    flag = {f: 1 << kernel.enum_value("req_flag_bits", f"__REQ_{f}")
+            for f in ("PREFLUSH", "FUA", "RAHEAD", "SYNC", "META")}  # fmt: skip
+    op = {o: kernel.enum_value("req_op", f"REQ_OP_{o}")
+          for o in ("READ", "WRITE", "FLUSH", "DISCARD", "SECURE_ERASE")}  # fmt: skip
+    return (
+        "-DTH_RAW_COMPLETE=1",
+        f"-DTH_OFF_RQ_SECTOR={sector.offset}",
+        f"-DTH_OFF_RQ_CMD_FLAGS={flags.offset}",
+        f"-DTH_OFF_RQ_Q={queue.offset}",
+        f"-DTH_OFF_Q_DISK={disk.offset}",
+        f"-DTH_OFF_DISK_MAJOR={major.offset}",
+        f"-DTH_OFF_DISK_MINOR={minor.offset}",
+        f"-DTH_REQ_OP_MASK={(1 << op_bits) - 1}",
+        *(f"-DTH_REQ_OP_{o}={v}" for o, v in op.items()),
+        *(f"-DTH_REQ_{f}={v:#x}U" for f, v in flag.items()),
+    )
+
+
 def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbeSource:
-    return BccProbeSource(SPEC, options)
+    """Option `raw` (default true, env TRACEHOUND_RAW_TRACEPOINTS): the completion as
+    a raw tracepoint where the kernel's BTF has what it reads, else the tracepoint."""
+    opts = dict(options)
+    opts["cflags"] = (*opts.get("cflags", ()), *btf.raw_cflags(opts, raw_complete_cflags))
+    return BccProbeSource(SPEC, opts)

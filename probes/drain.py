@@ -17,6 +17,7 @@ have been refused, plus a slow safety poll. Nothing here blocks: bcc compiles in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import weakref
@@ -74,6 +75,9 @@ class ProbeSpec:
     pages: int = 64  # per CPU, a power of two (the ring buffer: this times the CPUs)
     wakeup_events: int = 0  # > 0: wake per N samples (rare streams) instead of a watermark
     tracepoints: tuple[str, ...] = field(default=())
+    # BPF_PERCPU_ARRAY(name, u64, 1) counters of the program that stats() reports (as
+    # `name` without its `th_`), read with the loss counters
+    counters: tuple[str, ...] = ()
 
 
 def _options_cflags(options: Mapping[str, Any]) -> tuple[str, ...]:
@@ -119,7 +123,10 @@ class BccProbeSource:
         self._next_lost = 0.0
         self._lost_seen: dict[int, int] = {}  # cpu -> lost samples already published
         self._lost_records: dict[int, int] = {}  # cpu -> from PERF_RECORD_LOST
-        self._stats = {"events": 0, "lost": 0, "reads": 0, "bad": 0, "batches": 0}
+        self._misses_seen = 0  # the programs' recursion misses already published
+        self._stats = {"events": 0, "lost": 0, "misses": 0, "reads": 0, "bad": 0, "batches": 0}
+        for c in spec.counters:
+            self._stats[c.removeprefix("th_")] = 0
 
     # ---- set-up ----
 
@@ -194,6 +201,7 @@ class BccProbeSource:
         # bcc attaches tracepoints as it loads: samples refused before our rings were
         # in the map were never ours to read, so they are not losses.
         self._lost_seen = self.lost_by_cpu()
+        self._misses_seen = self._misses()
         now = time.monotonic_ns()
         self._last_read = [now for _ in self._rings]
 
@@ -363,12 +371,32 @@ class BccProbeSource:
             c: max(in_bpf[c] if c < len(in_bpf) else 0, self._lost_records.get(c, 0)) for c in cpus
         }
 
+    def _misses(self) -> int:
+        """The kernel's count of runs of this probe's programs it skipped (fdinfo's
+        recursion_misses): a tracepoint that fires while another BPF tracing program
+        runs on its CPU (an interrupt's block completion during a block_rq_issue
+        program, say) does not run its program at all."""
+        misses = getattr(self._program, "misses", None)
+        if misses is None:
+            return self._misses_seen
+        try:
+            return int(misses())
+        except Exception:  # a read failing must not stop the drain
+            return self._misses_seen
+
+    def _read_counters(self) -> None:
+        for c in self.spec.counters:
+            with contextlib.suppress(Exception):  # a map read failing must not stop the drain
+                self._stats[c.removeprefix("th_")] = self.counter(c)
+
     async def _publish_lost(self, emit: Emit) -> None:
-        """Emit one `lost` event for the samples refused since the last one.
+        """Emit one `lost` event for the samples refused since the last one, and for
+        the program runs the kernel skipped (each may have been a sample).
 
         A sample is refused only while its ring is full, and a full ring stays full
         until it is read: the read that finds it so (`RingRead.full`) sets
         `_suspect_loss`, and the poll after it counts every refusal up to then.
+        A skipped run leaves no trace but the kernel's count: the safety poll reads it.
         """
         self._suspect_loss = False
         total = 0
@@ -377,6 +405,12 @@ class BccProbeSource:
             if n > seen:
                 total += n - seen
                 self._lost_seen[cpu] = n
+        misses = self._misses()
+        if misses > self._misses_seen:
+            self._stats["misses"] += misses - self._misses_seen
+            total += misses - self._misses_seen
+            self._misses_seen = misses
+        self._read_counters()
         if total:
             self._stats["lost"] += total
             await emit(

@@ -93,6 +93,7 @@ static __always_inline void th_enqueue(u32 pid, u64 now) {
     th_wake_lost();
 }
 
+#ifndef TH_RAW_WAKEUP
 TRACEPOINT_PROBE(sched, sched_wakeup) {
     th_enqueue(args->pid, bpf_ktime_get_ns());
     return 0;
@@ -102,6 +103,28 @@ TRACEPOINT_PROBE(sched, sched_wakeup_new) {
     th_enqueue(args->pid, bpf_ktime_get_ns());
     return 0;
 }
+#else
+// Wakeups as raw tracepoints (sched_wakeup(struct task_struct *p)), p->pid at its
+// offset in the running kernel's BTF (-DTH_OFF_TASK_PID, probes/btf.py). A wakeup
+// often comes from an interrupt (a timer, an I/O completion): a perf-event tracepoint
+// program there is skipped while any BPF tracing program runs on its CPU (counted, a
+// lost sample), a raw tracepoint program only while that same program runs.
+static __always_inline u32 th_task_pid(struct bpf_raw_tracepoint_args *ctx) {
+    u32 pid = 0;
+    bpf_probe_read_kernel(&pid, sizeof(pid), (char *)ctx->args[0] + TH_OFF_TASK_PID);
+    return pid;
+}
+
+RAW_TRACEPOINT_PROBE(sched_wakeup) {
+    th_enqueue(th_task_pid(ctx), bpf_ktime_get_ns());
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(sched_wakeup_new) {
+    th_enqueue(th_task_pid(ctx), bpf_ktime_get_ns());
+    return 0;
+}
+#endif
 
 TRACEPOINT_PROBE(sched, sched_switch) {
     // A task switched out while runnable waits on the queue again: state 0 (TASK_RUNNING,

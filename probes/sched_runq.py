@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.batch import Batch
 
-from . import _bcc
+from . import _bcc, btf
 from .decode import cstrings
 from .drain import BccProbeSource, ProbeSpec
 
@@ -64,6 +64,7 @@ SPEC = ProbeSpec(
     decode=decode,
     pages=256,
     tracepoints=TRACEPOINTS,
+    counters=(NOSLOT,),
 )
 
 
@@ -71,9 +72,27 @@ def check() -> tuple[bool, str]:
     return _bcc.probe_check(TRACEPOINTS)
 
 
+def raw_wakeup_cflags(kernel: btf.Btf) -> tuple[str, ...]:
+    """-D flags for the raw wakeup programs: task_struct.pid's offset in the running
+    kernel. Raises BtfError when its BTF lacks it (the tracepoints then)."""
+    for tp in ("sched_wakeup", "sched_wakeup_new"):
+        args = kernel.raw_tracepoint_args(tp)
+        if args != ["struct task_struct *"]:
+            raise btf.BtfError(f"{tp} takes ({', '.join(args)})")
+    pid = kernel.member("task_struct", "pid")
+    if pid.size != 4:
+        raise btf.BtfError(f"task_struct.pid is {pid.size} bytes")
+    return ("-DTH_RAW_WAKEUP=1", f"-DTH_OFF_TASK_PID={pid.offset}")
+
+
 def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbeSource:
+    """Options: `min_latency` (ns, applied in the kernel); `raw` (default true, env
+    TRACEHOUND_RAW_TRACEPOINTS): the wakeups as raw tracepoints where the kernel's BTF
+    has what they read (`raw_wakeup_cflags`), else the tracepoints."""
     opts = dict(options)
+    cflags = tuple(opts.get("cflags", ()))
     min_lat = int(opts.pop("min_latency", 0) or 0)
     if min_lat > 0:
-        opts["cflags"] = (*opts.get("cflags", ()), f"-DTH_MIN_LAT_NS={min_lat}ULL")
+        cflags += (f"-DTH_MIN_LAT_NS={min_lat}ULL",)
+    opts["cflags"] = cflags + btf.raw_cflags(opts, raw_wakeup_cflags)
     return BccProbeSource(SPEC, opts)

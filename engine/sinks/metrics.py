@@ -22,7 +22,10 @@ Labels = tuple[tuple[str, str], ...]
 # name -> (type, help). Every family is listed even before its first sample.
 FAMILIES: dict[str, tuple[str, str]] = {
     "tracehound_events_received_total": ("counter", "Events received, per stream."),
-    "tracehound_events_lost_total": ("counter", "Events a probe's output ring refused, per probe."),
+    "tracehound_events_lost_total": (
+        "counter",
+        "Events a probe lost (ring full, a run the kernel skipped, unpaired), per probe.",
+    ),
     "tracehound_bus_dropped_total": ("counter", "Batches' events dropped, per subscriber."),
     "tracehound_late_events_total": ("counter", "Events that arrived behind the watermark."),
     "tracehound_rule_evaluations_total": ("counter", "Rule evaluations, per rule."),

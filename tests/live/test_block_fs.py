@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
+import time
 from pathlib import Path
 
 import anyio
 import numpy as np
+import pytest
 
-from probes import block_io, jbd2
+from engine.batch import Batch
+from probes import block_io, btf, jbd2
 
 from .conftest import collect, joined, needs_bpf
+
+try:
+    btf.vmlinux()
+    NO_BTF = None
+except btf.BtfError as e:
+    NO_BTF = str(e)
+
+# The completion as a raw tracepoint (the kernel's BTF), and as the tracepoint
+RAW = [
+    pytest.param(True, id="raw", marks=pytest.mark.skipif(NO_BTF is not None, reason=NO_BTF or "")),
+    pytest.param(False, id="tracepoint"),
+]
 
 
 def _write_fsync(path: Path, rounds: int = 20) -> None:
@@ -23,9 +40,10 @@ def _write_fsync(path: Path, rounds: int = 20) -> None:
 
 
 @needs_bpf
-async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path]) -> None:
+@pytest.mark.parametrize("raw", RAW)
+async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path], raw: bool) -> None:
     dev, mnt = ext4_loop
-    src = block_io.make_source(frozenset({"disk.io"}), {})
+    src = block_io.make_source(frozenset({"disk.io"}), {"raw": raw})
 
     async def work() -> None:
         await anyio.to_thread.run_sync(_write_fsync, mnt / "f")
@@ -52,8 +70,11 @@ async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path]) -> None:
     # queue time is either absent or a sane duration
     q = mine.columns["queue"]
     assert np.all(np.isnan(q) | ((q >= 0) & (q < 10e9)))
-    assert src.stats()["events"] >= len(b)
-    assert src.stats()["lost"] == 0
+    st = src.stats()
+    assert st["events"] >= len(b)
+    assert st["bad"] == 0
+    # a loss is rare here (a skipped completion, two flushes of a device in flight)
+    assert st["lost"] <= len(mine) // 100, st
 
 
 @needs_bpf
@@ -73,3 +94,60 @@ async def test_fs_commit_from_ext4_journal(ext4_loop: tuple[str, Path]) -> None:
     assert np.all(mine.end >= mine.ts)
     tids = mine.columns["tid"]
     assert np.all(np.diff(tids) > 0), "journal transactions commit in increasing order"
+
+
+def _fsync_writers(mnt: Path, threads: int, seconds: float) -> None:
+    def write(i: int) -> None:
+        fd = os.open(mnt / f"w{i}", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            end, n = time.monotonic() + seconds, 0
+            while time.monotonic() < end:
+                os.pwrite(fd, b"x" * 4096, (n % 64) * 4096)
+                os.fsync(fd)
+                n += 1
+        finally:
+            os.close(fd)
+
+    ts = [threading.Thread(target=write, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+@needs_bpf
+@pytest.mark.skipif(NO_BTF is not None, reason=NO_BTF or "")
+async def test_raw_completion_reports_what_the_tracepoint_does(
+    ext4_loop: tuple[str, Path],
+) -> None:
+    """Both variants attached at once, on fsyncs (writes, flushes, journal commits):
+    the raw program's dev, op and bytes, read from the kernel's structs at BTF offsets,
+    are the tracepoint's, request for request (up to the samples either lost)."""
+    dev, mnt = ext4_loop
+    srcs = {
+        raw: block_io.make_source(frozenset({"disk.io"}), {"raw": raw}) for raw in (True, False)
+    }
+    got: dict[bool, list[Batch]] = {True: [], False: []}
+    for s in srcs.values():
+        s.open()
+    async with anyio.create_task_group() as tg:
+        for raw, s in srcs.items():
+
+            async def emit(b: Batch, raw: bool = raw) -> None:
+                if b.stream == "disk.io":
+                    got[raw].append(b)
+
+            tg.start_soon(s.run, emit)
+        await anyio.sleep(0.1)
+        await anyio.to_thread.run_sync(_fsync_writers, mnt, 2, 1.0)
+        await anyio.sleep(0.3)
+        tg.cancel_scope.cancel()
+    seen = {}
+    for raw in srcs:
+        b = joined({"disk.io": got[raw]}, "disk.io")
+        m = b.columns["dev"] == dev
+        seen[raw] = collections.Counter(zip(b.columns["op"][m], b.columns["bytes"][m], strict=True))
+    lost = srcs[True].stats()["lost"] + srcs[False].stats()["lost"]
+    assert seen[True][("write", 4096.0)] > 100 and seen[True][("flush", 0.0)] > 100, seen[True]
+    diff = (seen[True] - seen[False]) + (seen[False] - seen[True])
+    assert sum(diff.values()) <= lost, (diff, srcs[True].stats(), srcs[False].stats())

@@ -59,3 +59,79 @@ async def test_a_fast_steady_load_is_drained_whole(tmp_path: Path, output: str) 
     assert run.received == run.hits and run.lost == 0
     assert run.stats["reads"] < run.received / 100, "reads are batched"
     assert run.lag_max() < 0.5
+
+
+MISS_C = r"""
+BPF_PERCPU_ARRAY(th_hits, u64, 1);
+struct hit { u64 ts; u64 id; u64 a; u64 b; };
+// Each run of this one spins a few milliseconds with interrupts on: a timer interrupt
+// on its CPU meanwhile fires hrtimer_expire_entry, whose program the kernel skips then
+// (one BPF tracing program per CPU at a time) and counts as a recursion miss.
+TRACEPOINT_PROBE(raw_syscalls, sys_enter) {
+    if ((bpf_get_current_pid_tgid() >> 32) != TARGET_TGID)
+        return 0;
+    int zero = 0;
+    u64 *n = th_hits.lookup(&zero);
+    if (n)
+        (*n)++;
+    u64 acc = 0;
+#pragma nounroll
+    for (int i = 0; i < TH_SPIN; i++)  // a bounded loop: the verifier walks every turn
+        acc += bpf_ktime_get_ns();
+    return acc == 1;
+}
+TRACEPOINT_PROBE(timer, hrtimer_expire_entry) {
+    struct hit h = {};
+    h.ts = bpf_ktime_get_ns();
+    th_submit(args, &h, sizeof(h));
+    return 0;
+}
+"""
+
+
+@needs_bpf
+@pytest.mark.parametrize("output", OUTPUTS)
+async def test_program_runs_the_kernel_skipped_are_counted_lost(
+    tmp_path: Path, output: str
+) -> None:
+    """A tracepoint that fires while another BPF program runs on its CPU (a block
+    completion's interrupt during block_rq_issue's program, say) does not run its
+    program: the sample it would have sent is lost, and only the kernel's count
+    (recursion_misses) says so. The drain publishes it as lost."""
+    import os
+    import time
+
+    import anyio
+
+    from probes.drain import BccProbeSource, ProbeSpec
+
+    from .conftest import collect
+
+    src_c = tmp_path / "miss.bpf.c"
+    src_c.write_text(MISS_C)
+    spec = ProbeSpec(
+        "nested", "sched.runq", src_c, synthetic.PAYLOAD, synthetic.decode,
+        cflags=(f"-DTARGET_TGID={os.getpid()}", "-DTH_SPIN=40000"), counters=("th_hits",),
+    )  # fmt: skip
+    src = BccProbeSource(spec, {"output": output})
+    seen: dict[str, float] = {}
+
+    async def work() -> None:
+        def calls() -> None:
+            t0 = time.monotonic()
+            for _ in range(100):
+                os.getppid()
+            seen["spun"] = time.monotonic() - t0
+
+        await anyio.to_thread.run_sync(calls)
+        seen["misses"] = src._program.misses()
+
+    got = await collect(src, work)
+    st = src.stats()
+    lost = sum(float(b.columns["count"].sum()) for b in got.get("lost", []))
+    print(seen, st)
+    assert seen["spun"] > 0.05, "the spinning program must hold its CPU for a while"
+    assert seen["misses"] > 0, "timer interrupts during the spin skip the timer's program"
+    assert st["misses"] >= seen["misses"]
+    assert lost == st["lost"] == st["misses"], "every skipped run is published as lost"
+    assert st["hits"] >= 100, "the spec's counters are in stats()"

@@ -99,8 +99,9 @@ def _table(src: BccProbeSource, name: str) -> Any:
 
 
 @needs_bpf
-async def test_every_concurrent_request_reported_once(raw_loop: str) -> None:
-    src = block_io.make_source(frozenset({"disk.io"}), {})
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-complete", "tracepoint"])
+async def test_every_concurrent_request_reported_once(raw_loop: str, raw: bool) -> None:
+    src = block_io.make_source(frozenset({"disk.io"}), {"raw": raw})
     counts: dict[str, int] = {}
 
     async def work() -> None:
@@ -110,14 +111,16 @@ async def test_every_concurrent_request_reported_once(raw_loop: str) -> None:
 
     got = await collect(src, work)
     mine = _my_writes(got, raw_loop)
+    st = src.stats()
     assert counts["noslot"] == 0
-    # Known, open (see the issue notes): about one run in twenty, 6 of the 2,400
-    # requests produce no sample and no loss is counted (drain events 2,394, bad 0,
-    # th_noslot 0); not reproduced in isolation. Until it is found, at most 8 may be
-    # missing (never more, never a duplicate): a silent loss, tracked in the notes.
-    assert counts["writes"] - 8 <= len(mine) <= counts["writes"], (
-        f"each request once: {len(mine)} of {counts}, drain {src.stats()}, lost {_lost(got)}"
-    )
+    # As a tracepoint program, a completion is lost when its interrupt lands while this
+    # probe's block_rq_issue program runs on that CPU: the kernel skips it and counts
+    # it (recursion misses; about one run in a hundred loses 1-6 here), published as
+    # lost. Open: in about one run of 150 (tracepoint variant, 6.18), 2-8 requests
+    # that /proc/diskstats counts complete reach neither program nor miss count;
+    # docs/probes.md. At most 8 such go uncounted here, never a duplicate.
+    missing = counts["writes"] - len(mine)
+    assert 0 <= missing <= st["lost"] + 8, f"once each, or counted: {len(mine)} of {counts}, {st}"
     lat = mine.columns["latency"]
     assert np.all((lat > 0) & (lat < 5e9))
     q = mine.columns["queue"]
@@ -128,7 +131,6 @@ async def test_every_concurrent_request_reported_once(raw_loop: str) -> None:
     assert ours.sum() > 0 and np.all(mine.columns["pid"] > 0), np.unique(mine.columns["comm"])
     comm = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
     assert set(mine.columns["comm"][ours]) == {comm}
-    assert src.stats()["lost"] == 0
 
 
 @needs_bpf

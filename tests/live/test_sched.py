@@ -9,6 +9,7 @@ import time
 
 import anyio
 import numpy as np
+import pytest
 
 from probes import sched_runq
 
@@ -18,8 +19,9 @@ SPIN = "import time\nt = time.time() + 1.5\nwhile time.time() < t: pass\n"
 
 
 @needs_bpf
-async def test_runq_latency_rises_under_contention() -> None:
-    src = sched_runq.make_source(frozenset({"sched.runq"}), {})
+@pytest.mark.parametrize("raw", [True, False], ids=["raw-wakeups", "tracepoints"])
+async def test_runq_latency_rises_under_contention(raw: bool) -> None:
+    src = sched_runq.make_source(frozenset({"sched.runq"}), {"raw": raw})
     marks: dict[str, int] = {}
     pids: list[int] = []
 
