@@ -54,7 +54,12 @@ PROBES: dict[str, ProbeInfo] = {
             "disk.io",
             "block_io",
             "tracepoint",
-            ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert"),
+            (
+                "block:block_rq_issue",
+                "block:block_rq_complete",
+                "block:block_rq_insert",
+                "block:block_rq_requeue",
+            ),
             "block request issue -> completion latency",
         ),
         _p(

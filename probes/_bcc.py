@@ -15,6 +15,7 @@ the minimum of 6 interleaved runs each).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Sequence
@@ -55,8 +56,8 @@ BPF_PERCPU_ARRAY(th_lost, u64, 1);
 static __always_inline void th_count_lost(void) {
     int zero = 0;
     u64 *c = th_lost.lookup(&zero);
-    if (c)
-        (*c)++;
+    if (c)  // atomic: a raw tracepoint program may interrupt another on this CPU
+        __sync_fetch_and_add(c, 1);
 }
 #ifdef TH_RINGBUF
 BPF_RINGBUF_OUTPUT(events, TH_RB_PAGES);
@@ -192,9 +193,19 @@ class Program:
     def __init__(self, src: Path, cflags: Sequence[str] = ()) -> None:
         bcc = _import_bcc()
         text = PRELUDE + src.read_text()
+        # bcc registers its cleanup at exit before it loads anything: a BPF() that
+        # fails would keep its maps (the ring buffer: megabytes of locked memory) and
+        # any programs it attached until the process ends, so it is cleaned up here.
+        b = bcc.BPF.__new__(bcc.BPF)
         try:
-            self._bpf = bcc.BPF(text=text.encode(), cflags=list(cflags))
+            b.__init__(text=text.encode(), cflags=list(cflags))
+            self._bpf = b
         except Exception as e:  # bcc raises bare Exception on compile/load/attach errors
+            import atexit
+
+            with contextlib.suppress(Exception):
+                b.cleanup()
+            atexit.unregister(b.cleanup)
             raise HostError(
                 f"cannot load probe {src.name}: {e} (check that kernel headers are installed "
                 "and linked under /lib/modules/$(uname -r)/build: probes/host-setup.sh)"
@@ -206,10 +217,13 @@ class Program:
         table = self._bpf[b"events"]
         return int(table.map_fd), int(table.max_entries)
 
-    def _fdinfo(self, *names: str) -> list[int]:
-        """Fields of /proc/self/fdinfo summed over this program's loaded functions."""
+    def _fdinfo(self, *names: str, skip: Sequence[str] = ()) -> list[int]:
+        """Fields of /proc/self/fdinfo summed over this program's loaded functions
+        (but those whose names end with one of `skip`)."""
         out = [0] * len(names)
-        for fn in self._bpf.funcs.values():
+        for fname, fn in self._bpf.funcs.items():
+            if skip and fname.decode().endswith(tuple(skip)):
+                continue
             try:
                 text = Path(f"/proc/self/fdinfo/{fn.fd}").read_text()
             except OSError:
@@ -225,10 +239,11 @@ class Program:
         cnt, ns = self._fdinfo("run_cnt", "run_time_ns")
         return cnt, ns
 
-    def misses(self) -> int:
-        """Runs of this program's functions the kernel skipped (recursion_misses, 5.12+;
-        0 where fdinfo lacks it): always counted, bpf_stats or not."""
-        return self._fdinfo("recursion_misses")[0]
+    def misses(self, skip: Sequence[str] = ()) -> int:
+        """Runs of this program's functions (but `skip`) the kernel skipped: fdinfo's
+        recursion_misses (0 where it lacks them), counted bpf_stats or not; for
+        tracepoint programs since 6.7 (before, a skip is not counted anywhere)."""
+        return self._fdinfo("recursion_misses", skip=skip)[0]
 
     def set_perf_fd(self, cpu: int, fd: int) -> None:
         """Point the `events` perf map's slot for `cpu` at our own perf event."""

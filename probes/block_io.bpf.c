@@ -12,7 +12,8 @@
 // out. An issued request that finds no slot can never be reported: it is counted in
 // th_lost (a lost sample) and in th_noslot; taking over an issued request's slot is
 // counted in th_lost alone, as is a request issued while another of its key is in
-// flight (only one of the two completions can pair). A completion with no issued
+// flight (only one of the two completions can pair); a requeued request's slot goes
+// back to "inserted" (block_rq_requeue), so its second issue is not such a request. A completion with no issued
 // slot (issued before the probe attached, or its issue's run skipped by the kernel,
 // which the drain counts from recursion_misses) is counted in th_unpaired.
 
@@ -87,7 +88,7 @@ static __always_inline void th_rq_noslot(void) {
     int zero = 0;
     u64 *c = th_noslot.lookup(&zero);
     if (c)
-        (*c)++;
+        __sync_fetch_and_add(c, 1);
     th_count_lost();
 }
 
@@ -95,7 +96,7 @@ static __always_inline void th_rq_unpaired(void) {
     int zero = 0;
     u64 *c = th_unpaired.lookup(&zero);
     if (c)
-        (*c)++;
+        __sync_fetch_and_add(c, 1);
 }
 
 // Free a slot: dev first, then the tag with an atomic (a full barrier: the compiler
@@ -143,7 +144,15 @@ claimed:
     return s;
 }
 
+// A data-less request the block layer cannot name ('N': a passthrough command, say)
+// would share the device's flush key: not tracked.
+static __always_inline int th_rq_untracked(u32 nr_sector, char op) {
+    return nr_sector == 0 && op == 'N';
+}
+
 TRACEPOINT_PROBE(block, block_rq_insert) {
+    if (th_rq_untracked(args->nr_sector, args->rwbs[0]))
+        return 0;
     u64 key = th_rq_key(args->sector, args->nr_sector);
     struct rq_set *set = th_rq_set(args->dev, key);
     if (!set)
@@ -158,6 +167,8 @@ TRACEPOINT_PROBE(block, block_rq_insert) {
 }
 
 TRACEPOINT_PROBE(block, block_rq_issue) {
+    if (th_rq_untracked(args->nr_sector, args->rwbs[0]))
+        return 0;
     u64 key = th_rq_key(args->sector, args->nr_sector);
     struct rq_set *set = th_rq_set(args->dev, key);
     if (!set)
@@ -176,6 +187,22 @@ TRACEPOINT_PROBE(block, block_rq_issue) {
     s->pid = bpf_get_current_pid_tgid() >> 32;
     s->bytes = args->nr_sector * 512;
     __builtin_memcpy(&s->comm, args->comm, sizeof(s->comm));  // current->comm, as the helper
+    return 0;
+}
+
+// A started request handed back by its driver (busy) is issued again later: its slot
+// goes back to "inserted", so the next issue is not taken for another request of
+// the key (which would count a loss). Its queue time restarts with its re-insert.
+TRACEPOINT_PROBE(block, block_rq_requeue) {
+    u64 key = th_rq_key(args->sector, args->nr_sector);
+    struct rq_set *set = th_rq_set(args->dev, key);
+    if (!set)
+        return 0;
+    struct rq_slot *s = th_rq_find(set, args->dev, key);
+    if (s) {
+        s->issue_ts = 0;
+        s->insert_ts = 0;
+    }
     return 0;
 }
 
@@ -214,6 +241,8 @@ static __always_inline int th_rq_done(u32 dev, u64 sector, u32 nr_sector, struct
 
 #ifndef TH_RAW_COMPLETE
 TRACEPOINT_PROBE(block, block_rq_complete) {
+    if (th_rq_untracked(args->nr_sector, args->rwbs[0]))
+        return 0;
     struct io_sample out = {};
     if (!th_rq_done(args->dev, args->sector, args->nr_sector, &out))
         return 0;
@@ -267,14 +296,20 @@ static __always_inline void th_rwbs(u32 opf, char *op) {
 
 RAW_TRACEPOINT_PROBE(block_rq_complete) {
     char *rq = (char *)ctx->args[0];
+    u32 nr_sector = (u32)ctx->args[2] >> 9;
     u64 sector = 0;
-    bpf_probe_read_kernel(&sector, sizeof(sector), rq + TH_OFF_RQ_SECTOR);
-    struct io_sample out = {};
-    if (!th_rq_done(th_rq_devt(rq), sector, (u32)ctx->args[2] >> 9, &out))
-        return 0;
     u32 opf = 0;
     bpf_probe_read_kernel(&opf, sizeof(opf), rq + TH_OFF_RQ_CMD_FLAGS);
-    th_rwbs(opf, out.op);
+    char op[2];
+    th_rwbs(opf, op);
+    if (th_rq_untracked(nr_sector, op[0]))
+        return 0;
+    bpf_probe_read_kernel(&sector, sizeof(sector), rq + TH_OFF_RQ_SECTOR);
+    struct io_sample out = {};
+    if (!th_rq_done(th_rq_devt(rq), sector, nr_sector, &out))
+        return 0;
+    out.op[0] = op[0];
+    out.op[1] = op[1];
     th_submit(ctx, &out, sizeof(out));
     return 0;
 }

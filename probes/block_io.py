@@ -32,7 +32,12 @@ __all__ = ["NOSLOT", "SPEC", "UNPAIRED", "check", "decode", "make_source"]
 NOSLOT = "th_noslot"  # per-CPU count of issued requests that found no slot
 UNPAIRED = "th_unpaired"  # per-CPU count of completions with no issued slot
 
-TRACEPOINTS = ("block:block_rq_issue", "block:block_rq_complete", "block:block_rq_insert")
+TRACEPOINTS = (
+    "block:block_rq_issue",
+    "block:block_rq_complete",
+    "block:block_rq_insert",
+    "block:block_rq_requeue",
+)
 
 PAYLOAD = np.dtype(
     [
@@ -106,6 +111,7 @@ SPEC = ProbeSpec(
     pages=128,
     tracepoints=TRACEPOINTS,
     counters=(NOSLOT, UNPAIRED),
+    misses_harmless=("block_rq_insert", "block_rq_requeue"),  # a queue time at most
 )
 
 
@@ -157,5 +163,6 @@ def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbe
     """Option `raw` (default true, env TRACEHOUND_RAW_TRACEPOINTS): the completion as
     a raw tracepoint where the kernel's BTF has what it reads, else the tracepoint."""
     opts = dict(options)
-    opts["cflags"] = (*opts.get("cflags", ()), *btf.raw_cflags(opts, raw_complete_cflags))
+    if "preferred_cflags" not in opts:
+        opts["preferred_cflags"] = btf.raw_cflags(opts, raw_complete_cflags)
     return BccProbeSource(SPEC, opts)

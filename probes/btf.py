@@ -66,11 +66,13 @@ class Btf:
     def __init__(self, data: bytes) -> None:
         if len(data) < 24:
             raise BtfError("BTF too short")
-        magic, _ver, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+        magic, ver, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
             "<HBBIIIII", data, 0
         )
         if magic != _MAGIC:
             raise BtfError(f"not BTF (magic {magic:#x})")
+        if ver != 1:
+            raise BtfError(f"BTF version {ver}, not 1")
         if hdr_len < 24 or hdr_len + max(type_off + type_len, str_off + str_len) > len(data):
             raise BtfError("BTF truncated")
         self._data = data
@@ -87,6 +89,8 @@ class Btf:
             self._pos.append(pos)
             name_off, info, _st = unpack(data, pos)
             kind = (info >> 24) & 0x1F
+            if not _INT <= kind <= _ENUM64:  # a kind of a later kernel: its size is unknown
+                raise BtfError(f"BTF type kind {kind} unknown")
             fixed, per = extra.get(kind, (0, 0))
             if name_off and kind in named:
                 self._by_name.setdefault((kind, self._str(name_off)), tid)
@@ -224,7 +228,8 @@ def vmlinux(path: Path = VMLINUX) -> Btf:
 def raw_cflags(options: dict[str, Any], build: Callable[[Btf], tuple[str, ...]]) -> tuple[str, ...]:
     """A probe's -D flags for its raw tracepoint programs, or () for its tracepoint
     ones: option `raw` (popped from `options`; default env TRACEHOUND_RAW_TRACEPOINTS,
-    on unless 0) and a kernel BTF with what `build` reads."""
+    on unless 0) and a kernel BTF with what `build` reads. The probe passes them as
+    `preferred_cflags`: a kernel that refuses the raw programs gets the others."""
     want = options.pop("raw", None)
     if want is None:
         want = os.environ.get(RAW_ENV, "1").strip().lower() not in ("0", "no", "off", "false")
@@ -232,5 +237,5 @@ def raw_cflags(options: dict[str, Any], build: Callable[[Btf], tuple[str, ...]])
         return ()
     try:
         return build(vmlinux())
-    except BtfError:
+    except (BtfError, struct.error, IndexError):  # struct.error: a record cut short
         return ()

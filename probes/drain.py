@@ -11,8 +11,9 @@ watermarks so a lone event is not held back: a single timer for all probes (thei
 sweeps coalesce into one wakeup), each ring's head checked before any decode work,
 and each probe's samples emitted as one batch per sweep. Loss counters are read when
 a ring was seen (nearly) full or reported LOST records, the only times a sample can
-have been refused, plus a slow safety poll. Nothing here blocks: bcc compiles in
-`open()`, before the loop starts draining.
+have been refused, plus a slow safety poll, which also reads the kernel's count of
+the probe's program runs it skipped (recursion misses: lost samples too). Nothing
+here blocks: bcc compiles in `open()`, before the loop starts draining.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class ProbeSpec:
     # BPF_PERCPU_ARRAY(name, u64, 1) counters of the program that stats() reports (as
     # `name` without its `th_`), read with the loss counters
     counters: tuple[str, ...] = ()
+    # functions whose skipped runs lose no sample (block_rq_insert: only a queue time)
+    misses_harmless: tuple[str, ...] = ()
 
 
 def _options_cflags(options: Mapping[str, Any]) -> tuple[str, ...]:
@@ -90,7 +93,8 @@ class BccProbeSource:
     Options: `sweep` (s, the longest a sample below the wakeup watermark waits while
     the probe's rings hold data), `sweep_idle` (s, the same once a sweep found them
     all empty), `lost_poll` (s, the safety poll of the loss counters), `pages`,
-    `cflags`, `output` (`auto`: the BPF ring buffer where the kernel has it, else
+    `cflags`, `preferred_cflags` (tried first, dropped if the program fails to load
+    with them), `output` (`auto`: the BPF ring buffer where the kernel has it, else
     perf rings; `ringbuf`; `perf`; default from env TRACEHOUND_PROBE_OUTPUT).
     `sweep`/`sweep_idle` default from the lateness (`sweep_for`).
     """
@@ -107,6 +111,10 @@ class BccProbeSource:
         self.lost_poll_s = float(opts.get("lost_poll", 1.0))
         self.pages = int(opts.get("pages", spec.pages))
         self.cflags = spec.cflags + _options_cflags(opts)
+        # tried first, dropped if the program does not load with them (a raw tracepoint
+        # variant on a kernel or bcc that refuses it): `preferred` says which loaded
+        self.preferred_cflags = tuple(str(f) for f in opts.get("preferred_cflags", ()))
+        self.preferred = False
         self.output = str(opts.get("output") or os.environ.get(OUTPUT_ENV) or "auto").lower()
         if self.output not in _OUTPUTS:
             raise HostError(
@@ -147,7 +155,7 @@ class BccProbeSource:
             self._open_ringbuf(_bcc)
             return
         self.output = "perf"
-        program = _bcc.Program(self.spec.bpf, self.cflags)
+        program = self._compile(_bcc, ())
         rings: list[PerfRing] = []
         try:
             for cpu in _bcc.online_cpus():
@@ -176,8 +184,7 @@ class BccProbeSource:
         page = os.sysconf("SC_PAGE_SIZE")
         want = self.pages * page * max(len(_bcc.online_cpus()), 1)
         size = 1 << max(want - 1, page - 1).bit_length()
-        cflags = self.cflags + _bcc.output_cflags(size, self.spec.wakeup_events)
-        program = _bcc.Program(self.spec.bpf, cflags)
+        program = self._compile(_bcc, _bcc.output_cflags(size, self.spec.wakeup_events))
         try:
             fd, size = program.ringbuf()
             ring = BpfRing(fd, size, self.spec.payload)
@@ -185,6 +192,21 @@ class BccProbeSource:
             program.close()
             raise HostError(f"probe {self.name}: cannot map its ring buffer: {e}") from None
         self.adopt(program, [ring])
+
+    def _compile(self, _bcc: Any, output: tuple[str, ...]) -> Any:
+        """The program with the preferred cflags if it loads so, else without them."""
+        if self.preferred_cflags:
+            try:
+                program = _bcc.Program(self.spec.bpf, self.cflags + self.preferred_cflags + output)
+                self.preferred = True
+                return program
+            except HostError:
+                pass
+        program = _bcc.Program(self.spec.bpf, self.cflags + output)
+        if self.preferred_cflags:  # the program loads, just not with them: not again
+            self.preferred_cflags = ()
+        self.preferred = False
+        return program
 
     def adopt(self, program: Any, rings: Sequence[Any]) -> None:
         """Drain these rings of this program (what open() builds; tests pass fakes).
@@ -348,7 +370,7 @@ class BccProbeSource:
             for i in held:
                 locks[i].release()
         if lost or self._suspect_loss:
-            await self._publish_lost(emit)
+            await self._publish_lost(emit, skipped=False)
         return bool(held)
 
     def lost_by_cpu(self) -> dict[int, int]:
@@ -380,23 +402,26 @@ class BccProbeSource:
         if misses is None:
             return self._misses_seen
         try:
-            return int(misses())
+            return int(misses(self.spec.misses_harmless))
         except Exception:  # a read failing must not stop the drain
             return self._misses_seen
 
     def _read_counters(self) -> None:
+        if self._program is None:  # closed: keep the last values
+            return
         for c in self.spec.counters:
             with contextlib.suppress(Exception):  # a map read failing must not stop the drain
                 self._stats[c.removeprefix("th_")] = self.counter(c)
 
-    async def _publish_lost(self, emit: Emit) -> None:
+    async def _publish_lost(self, emit: Emit, skipped: bool = True) -> None:
         """Emit one `lost` event for the samples refused since the last one, and for
         the program runs the kernel skipped (each may have been a sample).
 
         A sample is refused only while its ring is full, and a full ring stays full
         until it is read: the read that finds it so (`RingRead.full`) sets
         `_suspect_loss`, and the poll after it counts every refusal up to then.
-        A skipped run leaves no trace but the kernel's count: the safety poll reads it.
+        A skipped run leaves no trace but the kernel's count, read (with the probe's
+        counters) by the safety poll and at stop (`skipped`), not on every full ring.
         """
         self._suspect_loss = False
         total = 0
@@ -405,12 +430,13 @@ class BccProbeSource:
             if n > seen:
                 total += n - seen
                 self._lost_seen[cpu] = n
-        misses = self._misses()
-        if misses > self._misses_seen:
-            self._stats["misses"] += misses - self._misses_seen
-            total += misses - self._misses_seen
-            self._misses_seen = misses
-        self._read_counters()
+        if skipped:
+            misses = self._misses()
+            if misses > self._misses_seen:
+                self._stats["misses"] += misses - self._misses_seen
+                total += misses - self._misses_seen
+                self._misses_seen = misses
+            self._read_counters()
         if total:
             self._stats["lost"] += total
             await emit(

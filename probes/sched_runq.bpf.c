@@ -49,7 +49,7 @@ static __always_inline void th_wake_lost(void) {
     int zero = 0;
     u64 *c = th_noslot.lookup(&zero);
     if (c)
-        (*c)++;
+        __sync_fetch_and_add(c, 1);
     th_count_lost();
 }
 

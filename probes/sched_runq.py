@@ -94,5 +94,7 @@ def make_source(streams: frozenset[str], options: Mapping[str, Any]) -> BccProbe
     min_lat = int(opts.pop("min_latency", 0) or 0)
     if min_lat > 0:
         cflags += (f"-DTH_MIN_LAT_NS={min_lat}ULL",)
-    opts["cflags"] = cflags + btf.raw_cflags(opts, raw_wakeup_cflags)
+    opts["cflags"] = cflags
+    if "preferred_cflags" not in opts:
+        opts["preferred_cflags"] = btf.raw_cflags(opts, raw_wakeup_cflags)
     return BccProbeSource(SPEC, opts)

@@ -24,7 +24,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "tracehound_events_received_total": ("counter", "Events received, per stream."),
     "tracehound_events_lost_total": (
         "counter",
-        "Events a probe lost (ring full, a run the kernel skipped, unpaired), per probe.",
+        "Events a probe lost (ring full, a run the kernel skipped, ...), per probe.",
     ),
     "tracehound_bus_dropped_total": ("counter", "Batches' events dropped, per subscriber."),
     "tracehound_late_events_total": ("counter", "Events that arrived behind the watermark."),

@@ -49,6 +49,7 @@ async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path], raw: bool) 
         await anyio.to_thread.run_sync(_write_fsync, mnt / "f")
 
     got = await collect(src, work)
+    assert src.preferred == raw, "the raw completion loads where the kernel has BTF"
     b = joined(got, "disk.io")
     mine = b.take(b.columns["dev"] == dev)
     assert len(mine) > 0, f"no disk.io on {dev}; devices seen: {set(b.columns['dev'])}"
@@ -122,7 +123,8 @@ async def test_raw_completion_reports_what_the_tracepoint_does(
 ) -> None:
     """Both variants attached at once, on fsyncs (writes, flushes, journal commits):
     the raw program's dev, op and bytes, read from the kernel's structs at BTF offsets,
-    are the tracepoint's, request for request (up to the samples either lost)."""
+    are the tracepoint's: the same count of each (op, bytes), up to the samples either
+    lost (whose count also has other devices' and flushes in flight together)."""
     dev, mnt = ext4_loop
     srcs = {
         raw: block_io.make_source(frozenset({"disk.io"}), {"raw": raw}) for raw in (True, False)
@@ -142,6 +144,7 @@ async def test_raw_completion_reports_what_the_tracepoint_does(
         await anyio.to_thread.run_sync(_fsync_writers, mnt, 2, 1.0)
         await anyio.sleep(0.3)
         tg.cancel_scope.cancel()
+    assert srcs[True].preferred and not srcs[False].preferred, "one of each variant"
     seen = {}
     for raw in srcs:
         b = joined({"disk.io": got[raw]}, "disk.io")
@@ -151,3 +154,17 @@ async def test_raw_completion_reports_what_the_tracepoint_does(
     assert seen[True][("write", 4096.0)] > 100 and seen[True][("flush", 0.0)] > 100, seen[True]
     diff = (seen[True] - seen[False]) + (seen[False] - seen[True])
     assert sum(diff.values()) <= lost, (diff, srcs[True].stats(), srcs[False].stats())
+
+
+@needs_bpf
+def test_a_raw_variant_that_does_not_load_falls_back_to_the_tracepoint() -> None:
+    # the raw completion without its offsets does not compile: the tracepoint then
+    src = block_io.make_source(
+        frozenset({"disk.io"}), {"raw": False, "preferred_cflags": ("-DTH_RAW_COMPLETE=1",)}
+    )
+    src.open()
+    try:
+        assert not src.preferred and src.preferred_cflags == ()
+        assert b"tracepoint__block__block_rq_complete" in src._program._bpf.funcs
+    finally:
+        src.close()

@@ -35,6 +35,7 @@ async def test_runq_latency_rises_under_contention(raw: bool) -> None:
         marks["done"] = time.monotonic_ns()
 
     got = await collect(src, work)
+    assert src.preferred == raw, "the raw wakeups load where the kernel has BTF"
     b = joined(got, "sched.runq")
     assert len(b) > 0
     lat = b.columns["latency"]
