@@ -261,18 +261,21 @@ TRACEPOINT_PROBE(block, block_rq_complete) {
 // while that same program runs on the CPU, and such a skip is counted. The record's
 // fields are the tracepoint's: dev = disk_devt(rq->q->disk), sector = blk_rq_pos(rq),
 // nr_sector = nr_bytes >> 9, op from the first two letters blk_fill_rwbs() writes.
-static __always_inline u32 th_rq_devt(char *rq) {
-    char *q = NULL, *disk = NULL;
-    int major = 0, minor = 0;
-    bpf_probe_read_kernel(&q, sizeof(q), rq + TH_OFF_RQ_Q);
+// Each bpf_probe_read_kernel() costs tens of ns: the request's members are read as one
+// span (TH_RQ_SPAN bytes from TH_RQ_SPAN_OFF: q, cmd_flags and __sector lie within 64
+// bytes), the disk's major and first_minor as another; TH_AT_* are offsets in a span.
+#define TH_FIELD(buf, at, type) (*(type *)((buf) + (at)))
+
+static __always_inline u32 th_disk_devt(char *q) {
+    char *disk = NULL;
+    char mm[TH_DISK_SPAN] = {};
     if (!q)
         return 0;
     bpf_probe_read_kernel(&disk, sizeof(disk), q + TH_OFF_Q_DISK);
     if (!disk)
         return 0;
-    bpf_probe_read_kernel(&major, sizeof(major), disk + TH_OFF_DISK_MAJOR);
-    bpf_probe_read_kernel(&minor, sizeof(minor), disk + TH_OFF_DISK_MINOR);
-    return (u32)major << 20 | (u32)minor;
+    bpf_probe_read_kernel(mm, sizeof(mm), disk + TH_DISK_SPAN_OFF);
+    return TH_FIELD(mm, TH_AT_DISK_MAJOR, u32) << 20 | TH_FIELD(mm, TH_AT_DISK_MINOR, u32);
 }
 
 static __always_inline void th_rwbs(u32 opf, char *op) {
@@ -297,16 +300,15 @@ static __always_inline void th_rwbs(u32 opf, char *op) {
 RAW_TRACEPOINT_PROBE(block_rq_complete) {
     char *rq = (char *)ctx->args[0];
     u32 nr_sector = (u32)ctx->args[2] >> 9;
-    u64 sector = 0;
-    u32 opf = 0;
-    bpf_probe_read_kernel(&opf, sizeof(opf), rq + TH_OFF_RQ_CMD_FLAGS);
+    char span[TH_RQ_SPAN] = {};
+    bpf_probe_read_kernel(span, sizeof(span), rq + TH_RQ_SPAN_OFF);
     char op[2];
-    th_rwbs(opf, op);
+    th_rwbs(TH_FIELD(span, TH_AT_RQ_CMD_FLAGS, u32), op);
     if (th_rq_untracked(nr_sector, op[0]))
         return 0;
-    bpf_probe_read_kernel(&sector, sizeof(sector), rq + TH_OFF_RQ_SECTOR);
+    u64 sector = TH_FIELD(span, TH_AT_RQ_SECTOR, u64);
     struct io_sample out = {};
-    if (!th_rq_done(th_rq_devt(rq), sector, nr_sector, &out))
+    if (!th_rq_done(th_disk_devt(TH_FIELD(span, TH_AT_RQ_Q, char *)), sector, nr_sector, &out))
         return 0;
     out.op[0] = op[0];
     out.op[1] = op[1];

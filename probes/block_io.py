@@ -145,14 +145,24 @@ def raw_complete_cflags(kernel: btf.Btf) -> tuple[str, ...]:
             for f in ("PREFLUSH", "FUA", "RAHEAD", "SYNC", "META")}  # fmt: skip
     op = {o: kernel.enum_value("req_op", f"REQ_OP_{o}")
           for o in ("READ", "WRITE", "FLUSH", "DISCARD", "SECURE_ERASE")}  # fmt: skip
+    rq_lo = min(sector.offset, flags.offset, queue.offset)
+    rq_hi = max(sector.offset + 8, flags.offset + 4, queue.offset + 8)
+    disk_lo = min(major.offset, minor.offset)
+    disk_hi = max(major.offset, minor.offset) + 4
+    if rq_hi - rq_lo > 128 or disk_hi - disk_lo > 64:  # one read each: a small span
+        raise btf.BtfError("struct request / gendisk members too far apart")
     return (
         "-DTH_RAW_COMPLETE=1",
-        f"-DTH_OFF_RQ_SECTOR={sector.offset}",
-        f"-DTH_OFF_RQ_CMD_FLAGS={flags.offset}",
-        f"-DTH_OFF_RQ_Q={queue.offset}",
+        f"-DTH_RQ_SPAN_OFF={rq_lo}",
+        f"-DTH_RQ_SPAN={rq_hi - rq_lo}",
+        f"-DTH_AT_RQ_SECTOR={sector.offset - rq_lo}",
+        f"-DTH_AT_RQ_CMD_FLAGS={flags.offset - rq_lo}",
+        f"-DTH_AT_RQ_Q={queue.offset - rq_lo}",
         f"-DTH_OFF_Q_DISK={disk.offset}",
-        f"-DTH_OFF_DISK_MAJOR={major.offset}",
-        f"-DTH_OFF_DISK_MINOR={minor.offset}",
+        f"-DTH_DISK_SPAN_OFF={disk_lo}",
+        f"-DTH_DISK_SPAN={disk_hi - disk_lo}",
+        f"-DTH_AT_DISK_MAJOR={major.offset - disk_lo}",
+        f"-DTH_AT_DISK_MINOR={minor.offset - disk_lo}",
         f"-DTH_REQ_OP_MASK={(1 << op_bits) - 1}",
         *(f"-DTH_REQ_OP_{o}={v}" for o, v in op.items()),
         *(f"-DTH_REQ_{f}={v:#x}U" for f, v in flag.items()),

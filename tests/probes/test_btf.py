@@ -231,7 +231,13 @@ def test_kernel_cflags() -> None:
     k = btf.vmlinux()
     blk = block_io.raw_complete_cflags(k)
     assert blk[0] == "-DTH_RAW_COMPLETE=1"
-    assert f"-DTH_OFF_RQ_SECTOR={k.member('request', '__sector').offset}" in blk
+    flags = dict(f[2:].split("=", 1) for f in blk)
+    at = {m: k.member("request", m).offset for m in ("__sector", "cmd_flags", "q")}
+    base = int(flags["TH_RQ_SPAN_OFF"])
+    assert base + int(flags["TH_AT_RQ_SECTOR"]) == at["__sector"]
+    assert base + int(flags["TH_AT_RQ_CMD_FLAGS"]) == at["cmd_flags"]
+    assert base + int(flags["TH_AT_RQ_Q"]) == at["q"]
+    assert base + int(flags["TH_RQ_SPAN"]) >= at["__sector"] + 8  # the span holds them all
     assert "-DTH_REQ_OP_WRITE=1" in blk
     pid = k.member("task_struct", "pid").offset
     assert sched_runq.raw_wakeup_cflags(k) == ("-DTH_RAW_WAKEUP=1", f"-DTH_OFF_TASK_PID={pid}")
