@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from . import host
 __all__ = [
     "PRELUDE",
     "Program",
+    "captured_stderr",
     "online_cpus",
     "output_cflags",
     "probe_check",
@@ -185,6 +187,27 @@ def online_cpus() -> list[int]:
         lo, _, hi = part.partition("-")
         out.extend(range(int(lo), int(hi or lo) + 1))
     return out
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Collect what is written to fd 2 meanwhile (clang's and bcc's own messages go
+    there, not through Python) into the yielded list, as lines, instead of showing it."""
+    import tempfile
+
+    got: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield got
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            got.extend(tmp.read().decode(errors="replace").splitlines())
 
 
 class Program:

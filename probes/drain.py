@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -115,6 +116,7 @@ class BccProbeSource:
         # variant on a kernel or bcc that refuses it): `preferred` says which loaded
         self.preferred_cflags = tuple(str(f) for f in opts.get("preferred_cflags", ()))
         self.preferred = False
+        self.fallback: str | None = None  # why the preferred cflags did not load
         self.output = str(opts.get("output") or os.environ.get(OUTPUT_ENV) or "auto").lower()
         if self.output not in _OUTPUTS:
             raise HostError(
@@ -194,14 +196,24 @@ class BccProbeSource:
         self.adopt(program, [ring])
 
     def _compile(self, _bcc: Any, output: tuple[str, ...]) -> Any:
-        """The program with the preferred cflags if it loads so, else without them."""
+        """The program with the preferred cflags if it loads so, else without them
+        (`fallback` then says why; the compiler's complaints are kept out of the
+        operator's terminal: the program that loads is all they need)."""
         if self.preferred_cflags:
-            try:
-                program = _bcc.Program(self.spec.bpf, self.cflags + self.preferred_cflags + output)
-                self.preferred = True
+            with _bcc.captured_stderr() as said:
+                try:
+                    program = _bcc.Program(
+                        self.spec.bpf, self.cflags + self.preferred_cflags + output
+                    )
+                except HostError as e:
+                    program, why = None, str(e)
+            if program is not None:
+                for line in said:  # warnings of a program that loaded: shown as usual
+                    print(line, file=sys.stderr)
+                self.preferred, self.fallback = True, None
                 return program
-            except HostError:
-                pass
+            errors = [ln.strip() for ln in said if "error" in ln.lower()]
+            self.fallback = (errors[0] if errors else why.split(" (check")[0])[:200]
         program = _bcc.Program(self.spec.bpf, self.cflags + output)
         if self.preferred_cflags:  # the program loads, just not with them: not again
             self.preferred_cflags = ()

@@ -43,6 +43,12 @@ class LiveSet:
         out += [
             f"rule {r} inactive: needs {', '.join(ms)}" for r, ms in sorted(self.inactive.items())
         ]
+        out += [
+            f"probe {s.name}: its raw tracepoint variant did not load ({why}): "
+            "its tracepoint programs instead"
+            for s in self.sources
+            if (why := getattr(s, "fallback", None))
+        ]
         return out
 
 

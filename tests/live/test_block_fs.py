@@ -14,6 +14,7 @@ import pytest
 
 from engine.batch import Batch
 from probes import block_io, btf, jbd2
+from probes.live import LiveSet
 
 from .conftest import collect, joined, needs_bpf
 
@@ -166,5 +167,8 @@ def test_a_raw_variant_that_does_not_load_falls_back_to_the_tracepoint() -> None
     try:
         assert not src.preferred and src.preferred_cflags == ()
         assert b"tracepoint__block__block_rq_complete" in src._program._bpf.funcs
+        assert src.fallback is not None and "TH_" in src.fallback, src.fallback  # clang's
+        live = LiveSet(sources=[src])
+        assert any("block_io" in ln and "tracepoint programs instead" in ln for ln in live.report())
     finally:
         src.close()
