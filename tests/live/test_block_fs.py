@@ -75,8 +75,9 @@ async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path], raw: bool) 
     st = src.stats()
     assert st["events"] >= len(b)
     assert st["bad"] == 0
-    # a loss is rare here (a skipped completion, two flushes of a device in flight)
-    assert st["lost"] <= len(mine) // 100, st
+    # a loss is rare here (a skipped completion, two flushes of a device in flight at
+    # once): a few, not one per fsync (20) or per request
+    assert st["lost"] <= 2 + len(mine) // 50, (st, len(mine))
 
 
 @needs_bpf
