@@ -28,6 +28,24 @@ SKIP = _skip_reason()
 needs_bpf = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
 
 
+def _no_btf() -> str | None:
+    from probes import btf
+
+    try:
+        btf.vmlinux()
+    except btf.BtfError as e:
+        return str(e)
+    return None
+
+
+NO_BTF = _no_btf()
+# a probe's raw tracepoint variant (where the kernel has BTF), and its tracepoint one
+RAW_VARIANTS = [
+    pytest.param(True, id="raw", marks=pytest.mark.skipif(NO_BTF is not None, reason=NO_BTF or "")),
+    pytest.param(False, id="tracepoint"),
+]
+
+
 def run(cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
 

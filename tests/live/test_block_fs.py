@@ -13,22 +13,10 @@ import numpy as np
 import pytest
 
 from engine.batch import Batch
-from probes import block_io, btf, jbd2
+from probes import block_io, jbd2
 from probes.live import LiveSet
 
-from .conftest import collect, joined, needs_bpf
-
-try:
-    btf.vmlinux()
-    NO_BTF = None
-except btf.BtfError as e:
-    NO_BTF = str(e)
-
-# The completion as a raw tracepoint (the kernel's BTF), and as the tracepoint
-RAW = [
-    pytest.param(True, id="raw", marks=pytest.mark.skipif(NO_BTF is not None, reason=NO_BTF or "")),
-    pytest.param(False, id="tracepoint"),
-]
+from .conftest import NO_BTF, RAW_VARIANTS, collect, joined, needs_bpf
 
 
 def _write_fsync(path: Path, rounds: int = 20) -> None:
@@ -41,7 +29,7 @@ def _write_fsync(path: Path, rounds: int = 20) -> None:
 
 
 @needs_bpf
-@pytest.mark.parametrize("raw", RAW)
+@pytest.mark.parametrize("raw", RAW_VARIANTS)
 async def test_disk_io_from_loop_device(ext4_loop: tuple[str, Path], raw: bool) -> None:
     dev, mnt = ext4_loop
     src = block_io.make_source(frozenset({"disk.io"}), {"raw": raw})

@@ -26,7 +26,7 @@ from engine.batch import Batch
 from probes import block_io, sched_runq
 from probes.drain import BccProbeSource
 
-from .conftest import collect, joined, needs_bpf, run
+from .conftest import RAW_VARIANTS, collect, joined, needs_bpf, run
 
 BLOCK = 4096
 DEV_BLOCKS = 16384  # a 64 MiB device
@@ -99,7 +99,7 @@ def _table(src: BccProbeSource, name: str) -> Any:
 
 
 @needs_bpf
-@pytest.mark.parametrize("raw", [True, False], ids=["raw-complete", "tracepoint"])
+@pytest.mark.parametrize("raw", RAW_VARIANTS)
 async def test_every_concurrent_request_reported_once(raw_loop: str, raw: bool) -> None:
     src = block_io.make_source(frozenset({"disk.io"}), {"raw": raw})
     counts: dict[str, int] = {}

@@ -13,13 +13,13 @@ import pytest
 
 from probes import sched_runq
 
-from .conftest import collect, joined, needs_bpf
+from .conftest import RAW_VARIANTS, collect, joined, needs_bpf
 
 SPIN = "import time\nt = time.time() + 1.5\nwhile time.time() < t: pass\n"
 
 
 @needs_bpf
-@pytest.mark.parametrize("raw", [True, False], ids=["raw-wakeups", "tracepoints"])
+@pytest.mark.parametrize("raw", RAW_VARIANTS)
 async def test_runq_latency_rises_under_contention(raw: bool) -> None:
     src = sched_runq.make_source(frozenset({"sched.runq"}), {"raw": raw})
     marks: dict[str, int] = {}
