@@ -161,7 +161,8 @@ def _cmd_probes(args: argparse.Namespace) -> int:
     rows: list[dict[str, str | bool]] = []
     for stream in CATALOG:
         if stream == "lost":
-            ok, why, kind, module = True, "produced by the perf-buffer drain", "drain", ""
+            why = "produced by the drain: samples a probe lost (docs/probes.md)"
+            ok, kind, module = True, "drain", ""
         elif stream in PROBES:
             info = PROBES[stream]
             ok, why = available(stream)

@@ -116,7 +116,11 @@ SPEC = ProbeSpec(
 
 
 def check() -> tuple[bool, str]:
-    return _bcc.probe_check(TRACEPOINTS)
+    ok, why = _bcc.probe_check(TRACEPOINTS)
+    if ok and btf.raw_cflags({}, raw_complete_cflags):
+        raw = "block_rq_complete as a raw tracepoint (kernel BTF)"
+        why = f"tracepoint {', '.join(TRACEPOINTS)}; {raw}"
+    return ok, why
 
 
 def raw_complete_cflags(kernel: btf.Btf) -> tuple[str, ...]:

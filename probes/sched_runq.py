@@ -69,7 +69,11 @@ SPEC = ProbeSpec(
 
 
 def check() -> tuple[bool, str]:
-    return _bcc.probe_check(TRACEPOINTS)
+    ok, why = _bcc.probe_check(TRACEPOINTS)
+    if ok and btf.raw_cflags({}, raw_wakeup_cflags):
+        raw = "sched_wakeup/_new as raw tracepoints (kernel BTF)"
+        why = f"tracepoint {', '.join(TRACEPOINTS)}; {raw}"
+    return ok, why
 
 
 def raw_wakeup_cflags(kernel: btf.Btf) -> tuple[str, ...]:

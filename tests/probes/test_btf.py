@@ -241,3 +241,17 @@ def test_kernel_cflags() -> None:
     assert "-DTH_REQ_OP_WRITE=1" in blk
     pid = k.member("task_struct", "pid").offset
     assert sched_runq.raw_wakeup_cflags(k) == ("-DTH_RAW_WAKEUP=1", f"-DTH_OFF_TASK_PID={pid}")
+
+
+@real
+@pytest.mark.parametrize("probe", [block_io, sched_runq], ids=["block_io", "sched_runq"])
+def test_probes_listing_says_which_programs_are_raw(
+    probe: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok, why = probe.check()  # type: ignore[attr-defined]
+    if not ok:
+        pytest.skip(f"the probe cannot run here: {why}")
+    assert "raw tracepoint" in why and "kernel BTF" in why, why
+    monkeypatch.setenv(btf.RAW_ENV, "0")
+    ok, why = probe.check()  # type: ignore[attr-defined]
+    assert ok and "raw" not in why, why
