@@ -2,7 +2,8 @@
 
 bcc is imported lazily so that `import probes` works on hosts without it; every
 failure leaves as a HostError whose message says what to install or set up.
-Programs use TRACEPOINT_PROBE only (bcc attaches those when it loads them): on the
+Programs use TRACEPOINT_PROBE and, where the kernel's BTF gives the struct offsets
+(probes/btf.py), RAW_TRACEPOINT_PROBE (bcc attaches both when it loads them): on the
 project's hosts kprobes are absent and fentry is refused.
 
 A probe's samples leave through `th_submit()` (PRELUDE), into one of two outputs
@@ -25,7 +26,7 @@ from typing import Any
 
 from engine.errors import HostError
 
-from . import host
+from . import btf, host
 
 __all__ = [
     "PRELUDE",
@@ -143,8 +144,12 @@ def _import_bcc() -> Any:
     return bcc
 
 
-def probe_check(tracepoints: Sequence[str]) -> tuple[bool, str]:
+def probe_check(
+    tracepoints: Sequence[str], raw: tuple[Callable[[btf.Btf], tuple[str, ...]], str] | None = None
+) -> tuple[bool, str]:
     """Everything a tracepoint probe needs, cheapest first: (ok, reason with the fix).
+    `raw`: the probe's raw-variant cflags builder and what it attaches raw, said in
+    the reason where the kernel's BTF allows it.
 
     bcc is looked for, not imported (that costs ~100 ms per probe listed).
     """
@@ -162,6 +167,8 @@ def probe_check(tracepoints: Sequence[str]) -> tuple[bool, str]:
             return False, f"{e.filename or ''}: {e.strerror or e} (run as root)"
         if not c.ok:
             return False, c.message()
+    if raw is not None and btf.raw_cflags({}, raw[0]):
+        return True, f"tracepoint {', '.join(tracepoints)}; {raw[1]} (kernel BTF)"
     return True, "ok"
 
 

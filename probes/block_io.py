@@ -10,7 +10,8 @@ a request can go unreported: its slot taken over, or another request of its key
 issued while it was in flight. A completion with no issued slot is `th_unpaired`:
 a request issued before the probe attached, or one whose issue the kernel skipped
 (a recursion miss, which the drain counts as lost). cflags -DTH_RQ_SETS/-DTH_RQ_WAYS
-size the table.
+size the table. Where the kernel's BTF has the offsets, the completion is a raw
+tracepoint (`raw_complete_cflags`; docs/probes.md says why).
 """
 
 from __future__ import annotations
@@ -116,11 +117,9 @@ SPEC = ProbeSpec(
 
 
 def check() -> tuple[bool, str]:
-    ok, why = _bcc.probe_check(TRACEPOINTS)
-    if ok and btf.raw_cflags({}, raw_complete_cflags):
-        raw = "block_rq_complete as a raw tracepoint (kernel BTF)"
-        why = f"tracepoint {', '.join(TRACEPOINTS)}; {raw}"
-    return ok, why
+    return _bcc.probe_check(
+        TRACEPOINTS, raw=(raw_complete_cflags, "block_rq_complete as a raw tracepoint")
+    )
 
 
 def raw_complete_cflags(kernel: btf.Btf) -> tuple[str, ...]:

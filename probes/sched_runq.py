@@ -8,6 +8,8 @@ picked by its pid, claimed with a compare-and-swap: no hash-map update per wakeu
 (~400 ns a hit). A wakeup that finds no slot is counted in `th_lost` (a `lost`
 event) and in `th_noslot` (`source.counter(NOSLOT)`); a slot 17 s old (its task
 exited unscheduled) may be taken over. cflags -DTH_WAKE_SETS/-DTH_WAKE_WAYS size it.
+Where the kernel's BTF has task_struct.pid, the wakeups are raw tracepoints
+(`raw_wakeup_cflags`: an interrupt's wakeup is not skipped then).
 """
 
 from __future__ import annotations
@@ -69,11 +71,9 @@ SPEC = ProbeSpec(
 
 
 def check() -> tuple[bool, str]:
-    ok, why = _bcc.probe_check(TRACEPOINTS)
-    if ok and btf.raw_cflags({}, raw_wakeup_cflags):
-        raw = "sched_wakeup/_new as raw tracepoints (kernel BTF)"
-        why = f"tracepoint {', '.join(TRACEPOINTS)}; {raw}"
-    return ok, why
+    return _bcc.probe_check(
+        TRACEPOINTS, raw=(raw_wakeup_cflags, "sched_wakeup/_new as raw tracepoints")
+    )
 
 
 def raw_wakeup_cflags(kernel: btf.Btf) -> tuple[str, ...]:
